@@ -1,0 +1,5 @@
+//! hashes commands.
+
+use super::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

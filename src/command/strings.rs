@@ -1,0 +1,5 @@
+//! strings commands.
+
+use super::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

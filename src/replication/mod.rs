@@ -1,0 +1,9 @@
+//! Replication. For now: the propagation hook every write goes through.
+//!
+//! [`Propagation`] lives inside the [`Store`](crate::storage::Store), so commands are encoded
+//! into the stream inside the same critical section that executed them: the stream order is
+//! the execution order, and the `SELECT` it inserts is always right for the next command.
+
+pub mod propagate;
+
+pub use propagate::Propagation;

@@ -1,0 +1,110 @@
+//! The keyspace: all logical databases plus the bookkeeping that must change atomically with
+//! them (watched keys, clients blocked on keys, the change counter).
+//!
+//! # Shard access
+//! Every core reaches the keyspace through one lock, taken once per *read batch* (all the
+//! commands parsed from one `recv`), not per command; see [`crate::server::shared`] for why
+//! this beats per-shard locks and message passing on the machines we target, and for the
+//! single place where that choice is made.
+
+pub mod blocking;
+pub mod bstr;
+pub mod db;
+pub mod digest;
+pub mod memory;
+pub mod value;
+pub mod zset;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub use bstr::Bstr;
+pub use db::Db;
+pub use value::{Value, WRONGTYPE};
+
+/// Default number of logical databases (`databases`).
+pub const DATABASES_DEFAULT: usize = 16;
+
+/// Shared flag a client's WATCH registrations point at; set when a watched key changes.
+pub type WatchFlag = Arc<AtomicBool>;
+
+/// All databases and what must change in the same critical section as them.
+pub struct Store {
+    pub dbs: Vec<Db>,
+    /// Writes since the last successful save (INFO `rdb_changes_since_last_save`).
+    pub dirty: u64,
+    /// (db, key) → flags of the clients watching it.
+    watched: HashMap<(usize, Bstr), Vec<WatchFlag>>,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocking: blocking::Registry,
+    /// True on a replica: keys are never expired locally, only hidden.
+    pub replica_mode: bool,
+    /// The replication stream; written in the same critical section as the keyspace.
+    pub propagation: crate::replication::Propagation,
+}
+
+impl Store {
+    pub fn new(databases: usize) -> Store {
+        Store {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dirty: 0,
+            watched: HashMap::new(),
+            blocking: blocking::Registry::default(),
+            replica_mode: false,
+            propagation: crate::replication::Propagation::default(),
+        }
+    }
+
+    /// Records that `key` in `db` was modified: marks watchers dirty. Every write command calls
+    /// this (through `Ctx::touch`) for each key it changes.
+    #[inline]
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(flags) = self.watched.get(&(db, Bstr::new(key))) {
+            for flag in flags {
+                flag.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Marks every watcher of `db` dirty (FLUSHDB, SWAPDB); `None` marks all databases.
+    pub fn touch_all(&mut self, db: Option<usize>) {
+        for ((watched_db, _), flags) in &self.watched {
+            if db.is_none() || db == Some(*watched_db) {
+                for flag in flags {
+                    flag.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    pub fn watch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+        let list = self.watched.entry((db, Bstr::new(key))).or_default();
+        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            list.push(flag.clone());
+        }
+    }
+
+    pub fn unwatch(&mut self, db: usize, key: &Bstr, flag: &WatchFlag) {
+        let slot = (db, key.clone());
+        if let Some(list) = self.watched.get_mut(&slot) {
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            if list.is_empty() {
+                self.watched.remove(&slot);
+            }
+        }
+    }
+
+    /// Total keys over all databases.
+    pub fn key_count(&self) -> usize {
+        self.dbs.iter().map(Db::len).sum()
+    }
+
+    /// Total keys deleted by expiry (INFO `expired_keys`).
+    pub fn expired_total(&self) -> u64 {
+        self.dbs.iter().map(|d| d.expired_total).sum()
+    }
+}

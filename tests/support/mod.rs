@@ -1,0 +1,253 @@
+//! Test support: real ringkv-server (and redis-server) processes on free loopback ports.
+//!
+//! Every server a test starts is stopped by its PID when the handle drops, and runs in its
+//! own temporary directory.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start answering PING.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().unwrap().port()
+}
+
+/// Path of the ringkv-server binary cargo built for these tests.
+pub fn ringkv_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ringkv-server"))
+}
+
+/// Path of a program from Debian's redis packages, or a panic saying what to install.
+pub fn redis_program(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("{name} is not installed: run `apt-get install -y redis-server redis-tools` (Debian's Redis 7.0.15)");
+}
+
+/// A server process (ringkv or redis) listening on 127.0.0.1:`port`.
+pub struct Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Server {
+    /// ringkv-server with test-friendly defaults plus `extra` arguments (`["--hz", "100"]`).
+    pub fn start(extra: &[&str]) -> Server {
+        Server::spawn(ringkv_binary(), extra)
+    }
+
+    /// A real redis-server 7.0 with the same defaults, for side-by-side comparisons.
+    pub fn start_redis(extra: &[&str]) -> Server {
+        Server::spawn(redis_program("redis-server"), extra)
+    }
+
+    fn spawn(binary: PathBuf, extra: &[&str]) -> Server {
+        let mut dir = tempfile::tempdir().expect("temp dir");
+        for _attempt in 0..5 {
+            let log_path = dir.path().join("server.log");
+            let port = free_port();
+            let port_text = port.to_string();
+            let mut args: Vec<String> = vec![
+                "--port".into(),
+                port_text.clone(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                dir.path().display().to_string(),
+                "--save".into(),
+                "".into(),
+                "--enable-debug-command".into(),
+                "yes".into(),
+                "--logfile".into(),
+                log_path.display().to_string(),
+            ];
+            // A config file given first must stay first.
+            let (file, rest): (Vec<&str>, Vec<&str>) = match extra.first() {
+                Some(first) if !first.starts_with("--") => (vec![*first], extra[1..].to_vec()),
+                _ => (vec![], extra.to_vec()),
+            };
+            let mut all: Vec<String> = file.iter().map(|s| s.to_string()).collect();
+            all.append(&mut args);
+            all.extend(rest.iter().map(|s| s.to_string()));
+            let child = Command::new(&binary)
+                .args(&all)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut server = Server { port, dir, child: Some(child), log_path };
+            if server.wait_ready() {
+                return server;
+            }
+            // Port stolen between probe and bind, or the server failed: retry on another port.
+            let log = server.log();
+            let stderr = server.stop_and_stderr();
+            if !stderr.contains("Address already in use") && !log.contains("Address already in use") {
+                panic!("{} did not start:\nstderr: {stderr}\nlog: {log}", binary.display());
+            }
+            dir = server.dir_take();
+        }
+        panic!("could not find a free port for {}", binary.display());
+    }
+
+    fn dir_take(mut self) -> tempfile::TempDir {
+        let replacement = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, replacement)
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+            }
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                if stream.write_all(b"PING\r\n").is_ok() {
+                    let mut line = String::new();
+                    if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("+PONG") {
+                        return true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A new client connection (redis crate).
+    pub fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("client");
+        let connection = client.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
+        connection.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        connection
+    }
+
+    /// A raw TCP connection for protocol-level tests.
+    pub fn raw(&self) -> TcpStream {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Sends `signal` to the server's PID.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the PID is our own child's.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn stop_and_stderr(&mut self) -> String {
+        let mut stderr = String::new();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+        }
+        stderr
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Stop by PID: Child::kill sends SIGKILL to exactly this process.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a program to completion with a bound on its run time; returns (status, stdout, stderr).
+pub fn run_program(program: &Path, args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} {:?} did not finish within {:?}", program.display(), args, timeout);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Sends raw bytes and reads until `expect_len` bytes or the connection closes or times out.
+pub fn raw_exchange(stream: &mut TcpStream, request: &[u8], expect_len: usize) -> Vec<u8> {
+    stream.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while out.len() < expect_len {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
