@@ -853,9 +853,13 @@ impl Core {
             };
             let mut store = self.shared.store.lock();
             // Only time out if nobody served us meanwhile (then a reply is on its way).
-            if store.blocking.remove(conn.client.id).is_some() {
+            if let Some(waiter) = store.blocking.remove(conn.client.id) {
                 drop(store);
-                conn.out.null_array();
+                // A timed-out BLMOVE/BRPOPLPUSH answers a null bulk; the pops a null array.
+                match waiter.op {
+                    crate::storage::blocking::BlockOp::ListMove { .. } => conn.out.null(),
+                    _ => conn.out.null_array(),
+                }
                 conn.client.blocked = None;
                 conn.client.info.blocked.store(false, Ordering::Relaxed);
                 self.process_input(slot);
