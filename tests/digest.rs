@@ -37,7 +37,12 @@ fn workload() -> Vec<Vec<String>> {
                 7 => push(&["HDEL", &format!("h:{key}"), &member]),
                 8 => push(&["SADD", &format!("set:{key}"), &member, &number_text]),
                 9 => push(&["SREM", &format!("set:{key}"), &member]),
-                10 => push(&["ZADD", &format!("z:{key}"), &format!("{}.{}", number, i % 7), &member]),
+                10 => push(&[
+                    "ZADD",
+                    &format!("z:{key}"),
+                    &format!("{}.{}", number, i % 7),
+                    &member,
+                ]),
                 11 => push(&["ZINCRBY", &format!("z:{key}"), "1.5", &member]),
                 12 => push(&["ZREM", &format!("z:{key}"), &member]),
                 13 => push(&["PEXPIREAT", &format!("s:{key}"), "4102444800000"]),
@@ -55,12 +60,30 @@ fn workload() -> Vec<Vec<String>> {
         push(&["HSET", "bighash", &format!("f{i}"), &i_text]);
         push(&["SADD", "bigset", &format!("member-{i}")]);
         push(&["SADD", "bigintset", &i_text]);
-        push(&["ZADD", "bigzset", &format!("{}", i as f64 / 3.0), &format!("z{i}")]);
+        push(&[
+            "ZADD",
+            "bigzset",
+            &format!("{}", i as f64 / 3.0),
+            &format!("z{i}"),
+        ]);
     }
     push(&["SET", "long", &"x".repeat(5000)]);
     push(&["SET", "float", "3.25"]);
     push(&["INCRBYFLOAT", "float", "0.1"]);
-    push(&["ZADD", "special", "-inf", "a", "+inf", "b", "0", "c", "1e-7", "d", "123456789012", "e"]);
+    push(&[
+        "ZADD",
+        "special",
+        "-inf",
+        "a",
+        "+inf",
+        "b",
+        "0",
+        "c",
+        "1e-7",
+        "d",
+        "123456789012",
+        "e",
+    ]);
     commands
 }
 
@@ -104,8 +127,16 @@ fn same_workload_gives_same_digest_as_redis() {
         our_keys.sort();
         assert_eq!(our_keys, keys, "key sets differ in db {db}");
         for key in keys {
-            let ours: Vec<String> = redis::cmd("DEBUG").arg("DIGEST-VALUE").arg(&key).query(&mut ringkv_con).unwrap();
-            let theirs: Vec<String> = redis::cmd("DEBUG").arg("DIGEST-VALUE").arg(&key).query(&mut redis_con).unwrap();
+            let ours: Vec<String> = redis::cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(&key)
+                .query(&mut ringkv_con)
+                .unwrap();
+            let theirs: Vec<String> = redis::cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(&key)
+                .query(&mut redis_con)
+                .unwrap();
             assert_eq!(ours, theirs, "DIGEST-VALUE differs for {key} in db {db}");
         }
     }

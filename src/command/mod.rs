@@ -333,11 +333,13 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !ctx.client.authenticated && !spec.has(flags::NO_AUTH) {
         return Err(CmdError::new("NOAUTH Authentication required."));
     }
-    if ctx.client.multi.is_some() && !transactions::runs_inside_multi(spec) {
-        ctx.client
-            .multi
-            .as_mut()
-            .expect("checked")
+    if let Some(multi) = ctx
+        .client
+        .multi
+        .as_mut()
+        .filter(|_| !transactions::runs_inside_multi(spec))
+    {
+        multi
             .commands
             .push(args.iter().map(|a| a.to_vec()).collect());
         ctx.reply.simple("QUEUED");

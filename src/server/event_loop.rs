@@ -503,47 +503,44 @@ impl Core {
                     );
                     break;
                 }
+                Ok(Parsed::QuotedInline { consumed }) => {
+                    let start = conn.read_pos;
+                    conn.read_pos += consumed;
+                    let owned =
+                        parser::parse_inline_owned(&conn.inbuf[start..]).unwrap_or_default();
+                    if owned.is_empty() {
+                        continue;
+                    }
+                    let slices: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+                    let guard = store.get_or_insert_with(|| shared.store.lock());
+                    run_command(
+                        &shared,
+                        &config,
+                        guard,
+                        &mut conn.client,
+                        &mut conn.out,
+                        &slices,
+                    );
+                    executed += 1;
+                }
                 Ok(Parsed::Command { args, consumed }) => {
                     let start = conn.read_pos;
                     conn.read_pos += consumed;
                     if args.is_empty() {
                         continue;
                     }
+                    arg_slices.clear();
+                    let buffer = &conn.inbuf[start..];
+                    arg_slices.extend(args.iter().map(|r| &buffer[r.clone()]));
                     let guard = store.get_or_insert_with(|| shared.store.lock());
-                    let now_ms = unix_time_ms();
-                    if parser::is_quoted_marker(&args) {
-                        let Some(owned) = parser::parse_inline_owned(&conn.inbuf[start..]) else {
-                            continue;
-                        };
-                        if owned.is_empty() {
-                            continue;
-                        }
-                        let slices: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
-                        let mut ctx = Ctx {
-                            shared: &shared,
-                            config: &config,
-                            store: guard,
-                            client: &mut conn.client,
-                            reply: &mut conn.out,
-                            now_ms,
-                            propagate: Propagate::AsIs,
-                        };
-                        command::call(&mut ctx, &slices);
-                    } else {
-                        arg_slices.clear();
-                        let buffer = &conn.inbuf[start..];
-                        arg_slices.extend(args.iter().map(|r| &buffer[r.clone()]));
-                        let mut ctx = Ctx {
-                            shared: &shared,
-                            config: &config,
-                            store: guard,
-                            client: &mut conn.client,
-                            reply: &mut conn.out,
-                            now_ms,
-                            propagate: Propagate::AsIs,
-                        };
-                        command::call(&mut ctx, &arg_slices);
-                    }
+                    run_command(
+                        &shared,
+                        &config,
+                        guard,
+                        &mut conn.client,
+                        &mut conn.out,
+                        &arg_slices,
+                    );
                     executed += 1;
                 }
             }
@@ -898,6 +895,27 @@ impl Core {
             }
         }
     }
+}
+
+/// Runs one parsed command for a connection, under the store lock the caller holds.
+fn run_command(
+    shared: &Shared,
+    config: &Config,
+    store: &mut crate::storage::Store,
+    client: &mut ClientState,
+    out: &mut Reply,
+    args: &[&[u8]],
+) {
+    let mut ctx = Ctx {
+        shared,
+        config,
+        store,
+        client,
+        reply: out,
+        now_ms: unix_time_ms(),
+        propagate: Propagate::AsIs,
+    };
+    command::call(&mut ctx, args);
 }
 
 /// The live connection in `slot` if its generation matches (stale completions find none).

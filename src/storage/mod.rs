@@ -10,6 +10,7 @@
 pub mod blocking;
 pub mod bstr;
 pub mod db;
+pub mod dense;
 pub mod digest;
 pub mod memory;
 pub mod value;
