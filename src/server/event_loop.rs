@@ -10,6 +10,8 @@
 //! one each → on close, cancel what is in flight, and free the slot (and close the fd) only
 //! when neither is, because the kernel writes into the slot's buffers until then.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::Ordering;
@@ -83,6 +85,9 @@ pub struct Core {
     /// Slots with output to flush this turn.
     dirty: Vec<u32>,
     next_cron_ms: u64,
+    /// (deadline unix ms, connection token) of clients blocked with a timeout, earliest first.
+    /// Entries go stale when a client is served first; they are checked on expiry.
+    blocked_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
 }
 
 /// Creates the listening sockets for `config.bind` and `port` with SO_REUSEPORT, so every
@@ -165,6 +170,7 @@ impl Core {
             wake_counter: Box::new(0),
             dirty: Vec::new(),
             next_cron_ms: 0,
+            blocked_deadlines: BinaryHeap::new(),
         })
     }
 
@@ -198,7 +204,12 @@ impl Core {
                 self.next_cron_ms = now + (1000 / self.config.hz.max(1) as u64);
                 self.flush_output();
             }
-            let wait_ms = self.next_cron_ms.saturating_sub(unix_time_ms()).max(1);
+            self.time_out_blocked(unix_time_ms());
+            let mut wake_at = self.next_cron_ms;
+            if let Some(Reverse((deadline, _))) = self.blocked_deadlines.peek() {
+                wake_at = wake_at.min(*deadline);
+            }
+            let wait_ms = wake_at.saturating_sub(unix_time_ms()).max(1);
             self.wait(wait_ms);
             self.handle_completions();
         }
@@ -461,6 +472,7 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
+        let blocked_before = conn.client.blocked.is_some();
         let bulk_len_max = config.proto_max_bulk_len as i64;
         let mut store = None;
         let mut executed = 0;
@@ -565,6 +577,12 @@ impl Core {
             .info
             .query_buffer
             .store(conn.inbuf.len(), Ordering::Relaxed);
+        if let (false, Some(deadline)) = (blocked_before, conn.client.blocked) {
+            if deadline > 0 {
+                let token = ((conn.generation as u64) << 32) | slot as u64;
+                self.blocked_deadlines.push(Reverse((deadline, token)));
+            }
+        }
         if let Some(reason) = close_reason {
             log!(
                 Warning,
@@ -774,15 +792,25 @@ impl Core {
         unsafe { libc::close(conn.fd) };
     }
 
+    /// Closes every connection at shutdown. Sockets are shut down so in-flight receives
+    /// complete; completions are reaped (bounded) until no operation holds a buffer, and only
+    /// then are the connections freed. A connection still busy after that (a send the peer
+    /// never drains) is leaked on purpose: the process is exiting, and freeing a buffer the
+    /// kernel may still write would be unsound.
     fn close_all(&mut self) {
+        const DRAIN_ROUNDS_MAX: usize = 100;
         for slot in 0..self.conns.len() as u32 {
-            if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
-                conn.recv_in_flight = false;
-                conn.send_in_flight = false;
+            self.close(slot);
+        }
+        for _ in 0..DRAIN_ROUNDS_MAX {
+            if self.conns.iter().all(Option::is_none) {
+                return;
             }
-            if let Some(Some(_)) = self.conns.get(slot as usize) {
-                self.close(slot);
-            }
+            self.wait(10);
+            self.handle_completions();
+        }
+        for conn in self.conns.iter_mut().filter_map(Option::take) {
+            std::mem::forget(conn);
         }
     }
 
@@ -826,14 +854,10 @@ impl Core {
     /// Periodic work: blocked-client timeouts, idle timeouts, active expiry (core 0).
     fn cron(&mut self, now: u64) {
         let timeout_ms = self.config.timeout_secs * 1000;
-        let mut expired_waits = Vec::new();
         let mut idle = Vec::new();
         for (slot, conn) in self.conns.iter().enumerate() {
             let Some(conn) = conn else { continue };
-            if let Some(deadline) = conn.client.blocked {
-                if deadline != 0 && deadline <= now {
-                    expired_waits.push(slot as u32);
-                }
+            if conn.client.blocked.is_some() {
                 continue;
             }
             if timeout_ms > 0
@@ -844,31 +868,44 @@ impl Core {
                 idle.push(slot as u32);
             }
         }
-        for slot in expired_waits {
-            let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
-                continue;
-            };
-            let mut store = self.shared.store.lock();
-            // Only time out if nobody served us meanwhile (then a reply is on its way).
-            if let Some(waiter) = store.blocking.remove(conn.client.id) {
-                drop(store);
-                // A timed-out BLMOVE/BRPOPLPUSH answers a null bulk; the pops a null array.
-                match waiter.op {
-                    crate::storage::blocking::BlockOp::ListMove { .. } => conn.out.null(),
-                    _ => conn.out.null_array(),
-                }
-                conn.client.blocked = None;
-                conn.client.info.blocked.store(false, Ordering::Relaxed);
-                self.process_input(slot);
-                self.dirty.push(slot);
-            }
-        }
         for slot in idle {
             log!(Verbose, "Closing idle client");
             self.close(slot);
         }
         if self.id == 0 && self.shared.active_expire_enabled.load(Ordering::Relaxed) {
             self.active_expire(now);
+        }
+    }
+
+    /// Answers the clients whose blocking timeout has passed (null array, or null bulk for
+    /// BLMOVE/BRPOPLPUSH) and resumes their pipelined input.
+    fn time_out_blocked(&mut self, now: u64) {
+        while let Some(&Reverse((deadline, token))) = self.blocked_deadlines.peek() {
+            if deadline > now {
+                return;
+            }
+            self.blocked_deadlines.pop();
+            let slot = token as u32;
+            let Some(conn) = conn_mut(&mut self.conns, slot, (token >> 32) as u32) else {
+                continue;
+            };
+            if conn.client.blocked != Some(deadline) {
+                continue;
+            }
+            let mut store = self.shared.store.lock();
+            // Only time out if nobody served us meanwhile (then a reply is on its way).
+            let Some(waiter) = store.blocking.remove(conn.client.id) else {
+                continue;
+            };
+            drop(store);
+            match waiter.op {
+                crate::storage::blocking::BlockOp::ListMove { .. } => conn.out.null(),
+                _ => conn.out.null_array(),
+            }
+            conn.client.blocked = None;
+            conn.client.info.blocked.store(false, Ordering::Relaxed);
+            self.process_input(slot);
+            self.dirty.push(slot);
         }
     }
 
