@@ -88,6 +88,8 @@ pub struct Core {
     /// (deadline unix ms, connection token) of clients blocked with a timeout, earliest first.
     /// Entries go stale when a client is served first; they are checked on expiry.
     blocked_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
+    /// When this core last returned freed memory to the OS (unix ms).
+    last_memory_release_ms: u64,
 }
 
 /// Creates the listening sockets for `config.bind` and `port` with SO_REUSEPORT, so every
@@ -171,6 +173,7 @@ impl Core {
             dirty: Vec::new(),
             next_cron_ms: 0,
             blocked_deadlines: BinaryHeap::new(),
+            last_memory_release_ms: 0,
         })
     }
 
@@ -871,6 +874,11 @@ impl Core {
         for slot in idle {
             log!(Verbose, "Closing idle client");
             self.close(slot);
+        }
+        const MEMORY_RELEASE_INTERVAL_MS: u64 = 1000;
+        if now - self.last_memory_release_ms >= MEMORY_RELEASE_INTERVAL_MS {
+            crate::storage::memory::release_free_memory();
+            self.last_memory_release_ms = now;
         }
         if self.id == 0 && self.shared.active_expire_enabled.load(Ordering::Relaxed) {
             self.active_expire(now);
