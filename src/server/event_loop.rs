@@ -65,6 +65,7 @@ struct Conn {
 
 impl Conn {
     fn pending_output(&self) -> usize {
+        debug_assert!(self.send_offset <= self.sending.len());
         self.out.len() + self.sending.len() - self.send_offset
     }
 }
@@ -688,6 +689,7 @@ impl Core {
             return self.submit_send(slot);
         }
         conn.sending.clear();
+        conn.send_offset = 0;
         if conn.sending.capacity() > READ_BUFFER_KEEP_MAX {
             conn.sending = Vec::new();
         }
