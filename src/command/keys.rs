@@ -455,7 +455,7 @@ enum TtlOutput {
     RemainingSeconds,
     /// Remaining milliseconds (PTTL).
     RemainingMs,
-    /// Absolute unix seconds (EXPIRETIME).
+    /// Absolute unix seconds, rounded like TTL (EXPIRETIME).
     AbsoluteSeconds,
     /// Absolute unix milliseconds (PEXPIRETIME).
     AbsoluteMs,
@@ -476,7 +476,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output: TtlOutput) -> CmdResult {
     let value = match output {
         TtlOutput::RemainingSeconds => ((at - now).max(0) + 500) / 1000,
         TtlOutput::RemainingMs => (at - now).max(0),
-        TtlOutput::AbsoluteSeconds => at / 1000,
+        TtlOutput::AbsoluteSeconds => (at + 500) / 1000,
         TtlOutput::AbsoluteMs => at,
     };
     ctx.reply.int(value);

@@ -819,7 +819,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(s) => long_double::parse(s).ok_or(CmdError::NOT_FLOAT)?,
     };
     let increment = long_double::parse(args[2]).ok_or(CmdError::NOT_FLOAT)?;
-    let sum = current.add(increment);
+    let sum = current.plus(increment);
     if !sum.is_finite() {
         return Err(CmdError::new("ERR increment would produce NaN or Infinity"));
     }
@@ -925,7 +925,7 @@ pub mod long_double {
             LongDouble::from_parts(false, exponent as u16, five << shift)
         }
 
-        pub fn add(self, other: LongDouble) -> LongDouble {
+        pub fn plus(self, other: LongDouble) -> LongDouble {
             x87(self, other, Operation::Add)
         }
 
@@ -1236,7 +1236,7 @@ pub mod long_double {
         fn add(a: &str, b: &str) -> String {
             parse(a.as_bytes())
                 .unwrap()
-                .add(parse(b.as_bytes()).unwrap())
+                .plus(parse(b.as_bytes()).unwrap())
                 .format_human()
         }
 
