@@ -12,6 +12,7 @@ pub mod bstr;
 pub mod db;
 pub mod dense;
 pub mod digest;
+pub mod long_double;
 pub mod memory;
 pub mod value;
 pub mod zset;
