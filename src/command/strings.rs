@@ -626,7 +626,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 /// MSET / MSETNX key value [key value ...]; MSETNX sets nothing if any key exists.
 fn mset_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::arity(args[0]));
     }
     let now = ctx.now_ms;
