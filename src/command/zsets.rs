@@ -23,41 +23,356 @@ use crate::storage::{Bstr, Db, Value};
 use super::flags::*;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec!("zadd", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @sortedset @fast", zadd),
-    spec!("zincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @sortedset @fast", zincrby),
-    spec!("zrem", -3, WRITE | FAST, 1, 1, 1, "@write @sortedset @fast", zrem),
-    spec!("zcard", 2, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zcard),
-    spec!("zscore", 3, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zscore),
-    spec!("zmscore", -3, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zmscore),
-    spec!("zrank", 3, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zrank),
-    spec!("zrevrank", 3, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zrevrank),
-    spec!("zcount", 4, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zcount),
-    spec!("zlexcount", 4, READONLY | FAST, 1, 1, 1, "@read @sortedset @fast", zlexcount),
-    spec!("zrange", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrange),
-    spec!("zrangestore", -5, WRITE | DENYOOM, 1, 2, 1, "@write @sortedset @slow", zrangestore),
-    spec!("zrevrange", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrevrange),
-    spec!("zrangebyscore", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrangebyscore),
-    spec!("zrevrangebyscore", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrevrangebyscore),
-    spec!("zrangebylex", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrangebylex),
-    spec!("zrevrangebylex", -4, READONLY, 1, 1, 1, "@read @sortedset @slow", zrevrangebylex),
-    spec!("zremrangebyrank", 4, WRITE, 1, 1, 1, "@write @sortedset @slow", zremrangebyrank),
-    spec!("zremrangebyscore", 4, WRITE, 1, 1, 1, "@write @sortedset @slow", zremrangebyscore),
-    spec!("zremrangebylex", 4, WRITE, 1, 1, 1, "@write @sortedset @slow", zremrangebylex),
-    spec!("zpopmin", -2, WRITE | FAST, 1, 1, 1, "@write @sortedset @fast", zpopmin),
-    spec!("zpopmax", -2, WRITE | FAST, 1, 1, 1, "@write @sortedset @fast", zpopmax),
-    spec!("zmpop", -4, WRITE, 0, 0, 0, "@write @sortedset @slow", zmpop),
-    spec!("zrandmember", -2, READONLY, 1, 1, 1, "@read @sortedset @slow", zrandmember),
-    spec!("zscan", -3, READONLY, 1, 1, 1, "@read @sortedset @slow", zscan),
-    spec!("zunionstore", -4, WRITE | DENYOOM, 1, 1, 1, "@write @sortedset @slow", zunionstore),
-    spec!("zinterstore", -4, WRITE | DENYOOM, 1, 1, 1, "@write @sortedset @slow", zinterstore),
-    spec!("zdiffstore", -4, WRITE | DENYOOM, 1, 1, 1, "@write @sortedset @slow", zdiffstore),
-    spec!("zunion", -3, READONLY, 0, 0, 0, "@read @sortedset @slow", zunion),
-    spec!("zinter", -3, READONLY, 0, 0, 0, "@read @sortedset @slow", zinter),
-    spec!("zdiff", -3, READONLY, 0, 0, 0, "@read @sortedset @slow", zdiff),
-    spec!("zintercard", -3, READONLY, 0, 0, 0, "@read @sortedset @slow", zintercard),
-    spec!("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, 1, -2, 1, "@write @sortedset @fast @blocking", bzpopmin),
-    spec!("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, 1, -2, 1, "@write @sortedset @fast @blocking", bzpopmax),
-    spec!("bzmpop", -5, WRITE | BLOCKING, 0, 0, 0, "@write @sortedset @slow @blocking", bzmpop),
+    spec!(
+        "zadd",
+        -4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @sortedset @fast",
+        zadd
+    ),
+    spec!(
+        "zincrby",
+        4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @sortedset @fast",
+        zincrby
+    ),
+    spec!(
+        "zrem",
+        -3,
+        WRITE | FAST,
+        1,
+        1,
+        1,
+        "@write @sortedset @fast",
+        zrem
+    ),
+    spec!(
+        "zcard",
+        2,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zcard
+    ),
+    spec!(
+        "zscore",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zscore
+    ),
+    spec!(
+        "zmscore",
+        -3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zmscore
+    ),
+    spec!(
+        "zrank",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zrank
+    ),
+    spec!(
+        "zrevrank",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zrevrank
+    ),
+    spec!(
+        "zcount",
+        4,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zcount
+    ),
+    spec!(
+        "zlexcount",
+        4,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @sortedset @fast",
+        zlexcount
+    ),
+    spec!(
+        "zrange",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrange
+    ),
+    spec!(
+        "zrangestore",
+        -5,
+        WRITE | DENYOOM,
+        1,
+        2,
+        1,
+        "@write @sortedset @slow",
+        zrangestore
+    ),
+    spec!(
+        "zrevrange",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrevrange
+    ),
+    spec!(
+        "zrangebyscore",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrangebyscore
+    ),
+    spec!(
+        "zrevrangebyscore",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrevrangebyscore
+    ),
+    spec!(
+        "zrangebylex",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrangebylex
+    ),
+    spec!(
+        "zrevrangebylex",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrevrangebylex
+    ),
+    spec!(
+        "zremrangebyrank",
+        4,
+        WRITE,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zremrangebyrank
+    ),
+    spec!(
+        "zremrangebyscore",
+        4,
+        WRITE,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zremrangebyscore
+    ),
+    spec!(
+        "zremrangebylex",
+        4,
+        WRITE,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zremrangebylex
+    ),
+    spec!(
+        "zpopmin",
+        -2,
+        WRITE | FAST,
+        1,
+        1,
+        1,
+        "@write @sortedset @fast",
+        zpopmin
+    ),
+    spec!(
+        "zpopmax",
+        -2,
+        WRITE | FAST,
+        1,
+        1,
+        1,
+        "@write @sortedset @fast",
+        zpopmax
+    ),
+    spec!(
+        "zmpop",
+        -4,
+        WRITE,
+        0,
+        0,
+        0,
+        "@write @sortedset @slow",
+        zmpop
+    ),
+    spec!(
+        "zrandmember",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zrandmember
+    ),
+    spec!(
+        "zscan",
+        -3,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @sortedset @slow",
+        zscan
+    ),
+    spec!(
+        "zunionstore",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zunionstore
+    ),
+    spec!(
+        "zinterstore",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zinterstore
+    ),
+    spec!(
+        "zdiffstore",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        "@write @sortedset @slow",
+        zdiffstore
+    ),
+    spec!(
+        "zunion",
+        -3,
+        READONLY,
+        0,
+        0,
+        0,
+        "@read @sortedset @slow",
+        zunion
+    ),
+    spec!(
+        "zinter",
+        -3,
+        READONLY,
+        0,
+        0,
+        0,
+        "@read @sortedset @slow",
+        zinter
+    ),
+    spec!(
+        "zdiff",
+        -3,
+        READONLY,
+        0,
+        0,
+        0,
+        "@read @sortedset @slow",
+        zdiff
+    ),
+    spec!(
+        "zintercard",
+        -3,
+        READONLY,
+        0,
+        0,
+        0,
+        "@read @sortedset @slow",
+        zintercard
+    ),
+    spec!(
+        "bzpopmin",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
+        1,
+        -2,
+        1,
+        "@write @sortedset @fast @blocking",
+        bzpopmin
+    ),
+    spec!(
+        "bzpopmax",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
+        1,
+        -2,
+        1,
+        "@write @sortedset @fast @blocking",
+        bzpopmax
+    ),
+    spec!(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING,
+        0,
+        0,
+        0,
+        "@write @sortedset @slow @blocking",
+        bzmpop
+    ),
 ];
 
 const ERR_NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
@@ -90,7 +405,11 @@ fn read_zset<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a ZSet>, C
 }
 
 /// The sorted set at `key` in `db` for writing: `Ok(None)` when missing.
-fn write_zset<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut ZSet>, CmdError> {
+fn write_zset<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a mut ZSet>, CmdError> {
     match db.lookup_mut(key, now_ms) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -207,7 +526,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], zincrby: bool) -> CmdResult {
         index += 1;
     }
     let pairs = &args[index..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(CmdError::SYNTAX);
     }
     if nx && xx {
@@ -215,7 +534,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], zincrby: bool) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::new(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -284,7 +603,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], zincrby: bool) -> CmdResult {
     }
     if incr {
         if processed > 0 {
-            ctx.reply.double(if last_score == 0.0 { 0.0 } else { last_score });
+            ctx.reply
+                .double(if last_score == 0.0 { 0.0 } else { last_score });
         } else {
             ctx.reply.null();
         }
@@ -419,7 +739,11 @@ fn select_range<'a>(
     limit: i64,
 ) -> Vec<&'a Entry> {
     let len = z.len() as i64;
-    let take = if limit < 0 { usize::MAX } else { limit as usize };
+    let take = if limit < 0 {
+        usize::MAX
+    } else {
+        limit as usize
+    };
     match spec {
         RangeSpec::Rank { start, end } => {
             let (mut start, mut end) = (*start, *end);
@@ -445,7 +769,11 @@ fn select_range<'a>(
         RangeSpec::Score(range) => {
             let offset = offset as usize;
             if reverse {
-                z.range_by_score(range).rev().skip(offset).take(take).collect()
+                z.range_by_score(range)
+                    .rev()
+                    .skip(offset)
+                    .take(take)
+                    .collect()
             } else {
                 z.range_by_score(range).skip(offset).take(take).collect()
             }
@@ -549,7 +877,14 @@ fn zrange_generic(
     };
 
     let Some(destination) = destination else {
-        let Ctx { store, client, reply, shared, now_ms, .. } = ctx;
+        let Ctx {
+            store,
+            client,
+            reply,
+            shared,
+            now_ms,
+            ..
+        } = ctx;
         let z = match store.dbs[client.db].lookup(key, *now_ms) {
             None => {
                 crate::server::shared::Stats::add(&shared.stats.keyspace_misses, 1);
@@ -1189,8 +1524,7 @@ fn zsetop_generic(
                     .ok_or_else(|| CmdError::new("ERR weight value is not a float"))?;
             }
             index += 1 + numkeys;
-        } else if op != SetOp::Diff && !cardinality_only && remaining >= 2 && is(opt, "aggregate")
-        {
+        } else if op != SetOp::Diff && !cardinality_only && remaining >= 2 && is(opt, "aggregate") {
             let which = args[index + 1];
             aggregate = if is(which, "sum") {
                 Aggregate::Sum
@@ -1283,7 +1617,10 @@ fn zsetop_generic(
         SetOp::Diff => {
             let (first, _) = sources[0];
             for (member, score) in first.members() {
-                if sources[1..].iter().all(|(other, _)| other.score(member).is_none()) {
+                if sources[1..]
+                    .iter()
+                    .all(|(other, _)| other.score(member).is_none())
+                {
                     result.insert(member, score);
                 }
             }
@@ -1297,7 +1634,10 @@ fn zsetop_generic(
     } else {
         reply_entries(
             ctx.reply,
-            result.ordered().iter().map(|e| (e.member.as_bytes(), e.score)),
+            result
+                .ordered()
+                .iter()
+                .map(|e| (e.member.as_bytes(), e.score)),
             withscores,
         );
     }
@@ -1313,10 +1653,16 @@ mod tests {
         let entries = [(&b"a"[..], 1.5), (&b"b"[..], f64::NEG_INFINITY)];
         let mut r2 = Reply::new(Resp::V2);
         reply_entries(&mut r2, entries.iter().copied(), true);
-        assert_eq!(r2.buf, b"*4\r\n$1\r\na\r\n$3\r\n1.5\r\n$1\r\nb\r\n$4\r\n-inf\r\n");
+        assert_eq!(
+            r2.buf,
+            b"*4\r\n$1\r\na\r\n$3\r\n1.5\r\n$1\r\nb\r\n$4\r\n-inf\r\n"
+        );
         let mut r3 = Reply::new(Resp::V3);
         reply_entries(&mut r3, entries.iter().copied(), true);
-        assert_eq!(r3.buf, b"*2\r\n*2\r\n$1\r\na\r\n,1.5\r\n*2\r\n$1\r\nb\r\n,-inf\r\n");
+        assert_eq!(
+            r3.buf,
+            b"*2\r\n*2\r\n$1\r\na\r\n,1.5\r\n*2\r\n$1\r\nb\r\n,-inf\r\n"
+        );
         let mut members = Reply::new(Resp::V3);
         reply_entries(&mut members, entries.iter().copied(), false);
         assert_eq!(members.buf, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
@@ -1334,7 +1680,10 @@ mod tests {
         assert_eq!(r3.buf, b"*3\r\n$1\r\nk\r\n$1\r\na\r\n,1\r\n");
         let mut r2 = Reply::new(Resp::V2);
         pop_and_reply(&mut db, b"k", 0, true, 5, PopReply::Nested, &mut r2);
-        assert_eq!(r2.buf, b"*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
+        assert_eq!(
+            r2.buf,
+            b"*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
         assert!(db.peek(b"k").is_none(), "emptied key is deleted");
     }
 

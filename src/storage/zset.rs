@@ -150,7 +150,12 @@ impl ZSet {
         let mut out: Vec<&Entry> = if start <= from_top {
             self.ordered.iter().skip(start).take(count).collect()
         } else {
-            self.ordered.iter().rev().skip(from_top).take(count).collect()
+            self.ordered
+                .iter()
+                .rev()
+                .skip(from_top)
+                .take(count)
+                .collect()
         };
         if (start <= from_top) == descending {
             out.reverse();
@@ -211,8 +216,7 @@ impl ZSet {
         let (Some(first), Some(last)) = (self.ordered.first(), self.ordered.last()) else {
             return Box::new(std::iter::empty());
         };
-        if range.is_empty() || !range.above_min(&last.member) || !range.below_max(&first.member)
-        {
+        if range.is_empty() || !range.above_min(&last.member) || !range.below_max(&first.member) {
             return Box::new(std::iter::empty());
         }
         if first.score == last.score {
@@ -270,8 +274,7 @@ pub struct ScoreRange {
 impl ScoreRange {
     /// True when no score can satisfy the range.
     pub fn is_empty(&self) -> bool {
-        self.min > self.max
-            || (self.min == self.max && (self.min_exclusive || self.max_exclusive))
+        self.min > self.max || (self.min == self.max && (self.min_exclusive || self.max_exclusive))
     }
 
     pub fn contains(&self, score: f64) -> bool {
@@ -412,7 +415,10 @@ mod tests {
             min_exclusive,
             max_exclusive,
         };
-        assert_eq!(members(z.range_by_score(&r(1.0, 3.0, false, false))), ["b", "c", "d"]);
+        assert_eq!(
+            members(z.range_by_score(&r(1.0, 3.0, false, false))),
+            ["b", "c", "d"]
+        );
         assert_eq!(members(z.range_by_score(&r(1.0, 3.0, true, true))), ["c"]);
         let all = r(f64::NEG_INFINITY, f64::INFINITY, false, false);
         assert_eq!(z.range_by_score(&all).count(), 5);
@@ -420,7 +426,10 @@ mod tests {
         assert_eq!(z.range_by_score(&r(2.0, 2.0, true, false)).count(), 0);
         let top = r(f64::INFINITY, f64::INFINITY, true, false);
         assert_eq!(z.range_by_score(&top).count(), 0);
-        assert_eq!(members(z.range_by_score(&r(3.0, 9.0, true, false)).rev()), ["e"]);
+        assert_eq!(
+            members(z.range_by_score(&r(3.0, 9.0, true, false)).rev()),
+            ["e"]
+        );
     }
 
     #[test]
