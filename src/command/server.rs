@@ -178,7 +178,7 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
         "config",
         "set",
         -4,
-        ADMIN | NOSCRIPT | LOADING | STALE | MAY_REPLICATE,
+        ADMIN | NOSCRIPT | LOADING | STALE,
         "@admin @slow @dangerous",
         0,
     ),
@@ -234,7 +234,7 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     sub(
         "command",
         "getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         "@slow @connection",
         0,
@@ -1078,9 +1078,7 @@ fn config_get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) -> CmdResult {
 /// configuration up on its next loop turn.
 fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
     if rest.len() % 2 != 0 {
-        return Err(CmdError::new(
-            "ERR wrong number of arguments for 'config|set' command",
-        ));
+        return Err(CmdError::SYNTAX);
     }
     let pairs: Vec<(String, String)> = rest
         .chunks(2)
@@ -1181,7 +1179,7 @@ fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             for spec in specs {
                 match spec {
                     Some(spec) => reply_command_info(ctx.reply, spec),
-                    None => ctx.reply.null_array(),
+                    None => ctx.reply.null(),
                 }
             }
             Ok(())
