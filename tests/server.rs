@@ -168,7 +168,10 @@ fn info_sections_follow_redis_selection_rules() {
     }
     assert_eq!(info(&ringkv, &["nosuch"]), "");
     let server = info(&ringkv, &["server"]);
-    assert!(server.starts_with("# Server\r\nredis_version:7.0.15\r\n"), "{server}");
+    assert!(
+        server.starts_with("# Server\r\nredis_version:7.0.15\r\n"),
+        "{server}"
+    );
     assert!(server.contains("\r\nringkv_version:"));
     assert!(server.contains(&format!("\r\ntcp_port:{}\r\n", ringkv.port)));
     let replication = info(&ringkv, &["replication"]);
@@ -192,7 +195,10 @@ fn info_counts_clients_commands_and_keys() {
         .unwrap();
     let text = info(&ringkv, &["clients", "stats", "keyspace"]);
     assert!(text.contains("\r\nconnected_clients:3\r\n"), "{text}");
-    assert!(text.contains("\r\ndb0:keys=25,expires=0,avg_ttl=0\r\n"), "{text}");
+    assert!(
+        text.contains("\r\ndb0:keys=25,expires=0,avg_ttl=0\r\n"),
+        "{text}"
+    );
     let processed: u64 = text
         .split("\r\n")
         .find_map(|l| l.strip_prefix("total_commands_processed:"))
@@ -205,7 +211,10 @@ fn info_counts_clients_commands_and_keys() {
         .query::<()>(&mut con)
         .unwrap();
     let text = info(&ringkv, &["stats"]);
-    assert!(text.contains("\r\ntotal_commands_processed:1\r\n"), "{text}");
+    assert!(
+        text.contains("\r\ntotal_commands_processed:1\r\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -247,7 +256,10 @@ fn config_get_and_set_round_trip_all_or_nothing() {
         .unwrap();
     assert_eq!(got, vec!["timeout", "30"]);
     let text = info(&ringkv, &["memory"]);
-    assert!(text.contains("\r\nmaxmemory_policy:allkeys-lru\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nmaxmemory_policy:allkeys-lru\r\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -322,10 +334,7 @@ fn command_info_matches_redis_for_server_commands() {
     let redis = Server::start_redis(&[]);
     let mut ours = ringkv.client();
     let mut theirs = redis.client();
-    let count: i64 = redis::cmd("COMMAND")
-        .arg("COUNT")
-        .query(&mut ours)
-        .unwrap();
+    let count: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut ours).unwrap();
     assert!(count > 5, "{count}");
     for name in [
         "info", "time", "lastsave", "role", "monitor", "debug", "shutdown", "wait",
@@ -400,7 +409,11 @@ fn debug_is_refused_when_disabled_with_redis_text() {
     let commands: &[&[&str]] = &[&["DEBUG", "DIGEST"], &["DEBUG", "SLEEP", "0"]];
     let ours = raw_replies(&ringkv, commands);
     assert_eq!(ours, raw_replies(&redis, commands));
-    assert!(ours[0].starts_with("-ERR DEBUG command not allowed."), "{}", ours[0]);
+    assert!(
+        ours[0].starts_with("-ERR DEBUG command not allowed."),
+        "{}",
+        ours[0]
+    );
     let local = Server::start(&["--enable-debug-command", "local"]);
     assert_eq!(
         raw_replies(&local, &[&["DEBUG", "SLEEP", "0"]]),
@@ -431,12 +444,18 @@ fn debug_populate_creates_keys_and_skips_existing_ones() {
 fn debug_sleep_stops_the_whole_server() {
     let ringkv = Server::start(&[]);
     let mut sleeper = ringkv.raw();
-    sleeper.write_all(&request(&["DEBUG", "SLEEP", "0.5"])).unwrap();
+    sleeper
+        .write_all(&request(&["DEBUG", "SLEEP", "0.5"]))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let started = std::time::Instant::now();
     let mut con = ringkv.client();
     let _: String = redis::cmd("PING").query(&mut con).unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
     let mut reply = [0u8; 5];
     sleeper.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"+OK\r\n");
@@ -453,7 +472,10 @@ fn monitor_receives_commands_of_other_connections() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "+OK\r\n");
     let mut con = ringkv.client();
-    let _: String = redis::cmd("ECHO").arg("hello \"x\"").query(&mut con).unwrap();
+    let _: String = redis::cmd("ECHO")
+        .arg("hello \"x\"")
+        .query(&mut con)
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         assert!(std::time::Instant::now() < deadline, "no MONITOR line");
@@ -464,7 +486,10 @@ fn monitor_receives_commands_of_other_connections() {
         }
     }
     assert!(line.starts_with('+'), "{line}");
-    assert!(line.ends_with("] \"ECHO\" \"hello \\\"x\\\"\"\r\n"), "{line}");
+    assert!(
+        line.ends_with("] \"ECHO\" \"hello \\\"x\\\"\"\r\n"),
+        "{line}"
+    );
     assert!(line.contains(" [0 127.0.0.1:"), "{line}");
 }
 
@@ -485,7 +510,9 @@ fn sigterm_exits_with_status_zero() {
     let mut ringkv = Server::start(&[]);
     ringkv.signal(libc::SIGTERM);
     assert_eq!(ringkv.wait_exit(Duration::from_secs(10)), Some(0));
-    assert!(ringkv.log().contains("Received SIGTERM scheduling shutdown..."));
+    assert!(ringkv
+        .log()
+        .contains("Received SIGTERM scheduling shutdown..."));
 }
 
 #[test]
