@@ -33,7 +33,7 @@ fn redis_cli_ping_set_get_and_info() {
 fn redis_cli_scan_lists_every_key() {
     let ringkv = Server::start(&[]);
     assert_eq!(cli(&ringkv, &["debug", "populate", "300", "item"]), "OK\n");
-    let out = cli(&ringkv, &["--scan", "--count", "50"]);
+    let out = cli(&ringkv, &["--scan"]);
     let mut keys: Vec<&str> = out.lines().collect();
     keys.sort();
     keys.dedup();

@@ -624,16 +624,16 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
-        if conn.send_in_flight {
-            return;
-        }
+        let waiting = conn.send_in_flight;
         if conn.out.is_empty() {
-            if conn.client.close_after_reply && !conn.closing {
+            if conn.client.close_after_reply && !conn.closing && !waiting {
                 self.close(slot);
             }
             return;
         }
-        if self.check_output_limits(slot) {
+        // Checked even while a send is in flight: a reader that stops reading keeps its send
+        // pending forever, and its new replies pile up behind it.
+        if self.check_output_limits(slot) || waiting {
             return;
         }
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
