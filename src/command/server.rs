@@ -1077,7 +1077,7 @@ fn config_get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) -> CmdResult {
 /// CONFIG SET name value [name value ...]: all or nothing; every core picks the new
 /// configuration up on its next loop turn.
 fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(CmdError::SYNTAX);
     }
     let pairs: Vec<(String, String)> = rest
