@@ -2764,6 +2764,15 @@ fn keyspace_events_canonical(text: &str) -> Option<String> {
 
 /// Redis' `memtoull`: digits with an optional unit `b`, `k` (1000), `kb` (1024), `m`, `mb`,
 /// `g`, `gb`, case-insensitive. Returns None for a sign, a bad unit, no digits or overflow.
+/// An I/O error's text without Rust's " (os error N)" suffix, as C's strerror shows it.
+pub fn os_error_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
 pub fn parse_memory(s: &str) -> Option<u64> {
     let unit_start = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(unit_start);

@@ -338,6 +338,14 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !ctx.client.authenticated && !spec.has(flags::NO_AUTH) {
         return Err(CmdError::new("NOAUTH Authentication required."));
     }
+    if ctx.client.multi.is_some() && spec.has(flags::NO_MULTI) {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return Err(CmdError::new(
+            "ERR Command not allowed inside a transaction",
+        ));
+    }
     if let Some(multi) = ctx
         .client
         .multi
@@ -372,7 +380,9 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[&[u8]]) ->
             ));
         }
     }
-    if ctx.shared.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR) {
+    if ctx.shared.monitors.load(Ordering::Relaxed) > 0
+        && !spec.has(flags::SKIP_MONITOR | flags::ADMIN)
+    {
         server::feed_monitors(ctx, args);
     }
     let dirty_before = ctx.store.dirty;

@@ -1085,9 +1085,25 @@ fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
         .map(|pair| (args::text(pair[0]), args::text(pair[1])))
         .collect();
     let local = client_is_local(ctx);
+    // `dir` takes effect by changing the working directory, which can fail: try it first so
+    // a bad directory leaves the configuration untouched, as in Redis.
+    if let Some((_, dir)) = pairs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("dir"))
+    {
+        std::env::set_current_dir(dir).map_err(|error| {
+            CmdError::new(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {}",
+                crate::config::os_error_text(&error)
+            ))
+        })?;
+    }
     ctx.shared
         .update_config(|config| config.set_many_as(&pairs, local))
         .map_err(CmdError::new)?;
+    // The rest of the knobs are read where they are used (accept, cron, parser, limits);
+    // the log level lives in the logger.
+    crate::log::set_level(ctx.shared.config().loglevel);
     ctx.reply.ok();
     Ok(())
 }
