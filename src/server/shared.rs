@@ -20,6 +20,12 @@
 //!   the larger share of a request, so the lock is rarely contended. Message passing costs a
 //!   cross-core wakeup per remote key, which is more than an uncontended mutex.
 //!
+//! Measured here (2 cores, `cargo bench --bench shard_access`): a batch of 16 GETs costs
+//! 1.8 µs under the shared lock while a second thread hammers the same lock non-stop, and
+//! 3.2 µs when handed to an owner thread over a channel (and that owner was spinning, never
+//! sleeping: a real owner core woken through its ring costs more). The lock's worst case is
+//! cheaper than message passing's best case at this core count.
+//!
 //! The choice is confined to this module and [`crate::server::event_loop::Core::lock_store`]:
 //! going to N shard locks (hash slot → shard) later changes only how a command's keys map to
 //! guards, not the command code, which already sees a `&mut Store`.
