@@ -16,8 +16,10 @@
 //! Redis computes HINCRBYFLOAT (and INCRBYFLOAT) in C `long double`, x87 80-bit extended
 //! precision on x86-64, and prints the result with `%.17Lf` stripped of trailing zeros; so
 //! `HINCRBYFLOAT h f 0.1` stores `0.1`, where a 64-bit double would print
-//! `0.10000000000000001`. Rust has no 80-bit float, so [`long_double`] implements the three
-//! operations needed — parse, add, print — exactly, with big integers. The command propagates
+//! `0.10000000000000001`. [`long_double`] reproduces the three operations needed — parse, add,
+//! print — exactly, with big integers, for any input length (`storage::long_double`, used by
+//! INCRBYFLOAT, rounds inputs of more than 19 significant digits inexactly, and HINCRBYFLOAT
+//! results of 20+ digits are common). The command propagates
 //! as `HSET key field <result>` so replicas never redo the float arithmetic.
 
 use super::flags::*;
@@ -31,21 +33,138 @@ use crate::storage::value::Map;
 use crate::storage::{Bstr, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec!("hset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @hash @fast", hset),
-    spec!("hsetnx", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @hash @fast", hsetnx),
-    spec!("hmset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @hash @fast", hset),
-    spec!("hget", 3, READONLY | FAST, 1, 1, 1, "@read @hash @fast", hget),
-    spec!("hmget", -3, READONLY | FAST, 1, 1, 1, "@read @hash @fast", hmget),
-    spec!("hdel", -3, WRITE | FAST, 1, 1, 1, "@write @hash @fast", hdel),
-    spec!("hlen", 2, READONLY | FAST, 1, 1, 1, "@read @hash @fast", hlen),
-    spec!("hstrlen", 3, READONLY | FAST, 1, 1, 1, "@read @hash @fast", hstrlen),
-    spec!("hexists", 3, READONLY | FAST, 1, 1, 1, "@read @hash @fast", hexists),
+    spec!(
+        "hset",
+        -4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hset
+    ),
+    spec!(
+        "hsetnx",
+        4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hsetnx
+    ),
+    spec!(
+        "hmset",
+        -4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hset
+    ),
+    spec!(
+        "hget",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @hash @fast",
+        hget
+    ),
+    spec!(
+        "hmget",
+        -3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @hash @fast",
+        hmget
+    ),
+    spec!(
+        "hdel",
+        -3,
+        WRITE | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hdel
+    ),
+    spec!(
+        "hlen",
+        2,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @hash @fast",
+        hlen
+    ),
+    spec!(
+        "hstrlen",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @hash @fast",
+        hstrlen
+    ),
+    spec!(
+        "hexists",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @hash @fast",
+        hexists
+    ),
     spec!("hkeys", 2, READONLY, 1, 1, 1, "@read @hash @slow", hkeys),
     spec!("hvals", 2, READONLY, 1, 1, 1, "@read @hash @slow", hvals),
-    spec!("hgetall", 2, READONLY, 1, 1, 1, "@read @hash @slow", hgetall),
-    spec!("hincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @hash @fast", hincrby),
-    spec!("hincrbyfloat", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @hash @fast", hincrbyfloat),
-    spec!("hrandfield", -2, READONLY, 1, 1, 1, "@read @hash @slow", hrandfield),
+    spec!(
+        "hgetall",
+        2,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @hash @slow",
+        hgetall
+    ),
+    spec!(
+        "hincrby",
+        4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hincrby
+    ),
+    spec!(
+        "hincrbyfloat",
+        4,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @hash @fast",
+        hincrbyfloat
+    ),
+    spec!(
+        "hrandfield",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @hash @slow",
+        hrandfield
+    ),
     spec!("hscan", -3, READONLY, 1, 1, 1, "@read @hash @slow", hscan),
 ];
 
@@ -58,12 +177,12 @@ const LISTPACK_VALUE_MAX: usize = 64;
 // LOOKUP
 // ---------------------------------------------------------------------------------------------
 
+/// A hash found for reading (None: no such key) and the reply buffer to answer with.
+type HashAndReply<'c> = (Option<&'c Map<Bstr, Bstr>>, &'c mut Reply);
+
 /// Looks `key` up for reading (counting a keyspace hit or miss) and returns the hash with the
 /// reply buffer, so a handler can walk the hash while writing its reply.
-fn read_hash<'c>(
-    ctx: &'c mut Ctx<'_>,
-    key: &[u8],
-) -> Result<(Option<&'c Map<Bstr, Bstr>>, &'c mut Reply), CmdError> {
+fn read_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<HashAndReply<'c>, CmdError> {
     let db = &mut ctx.store.dbs[ctx.client.db];
     let value = db.lookup(key, ctx.now_ms);
     let stats = &ctx.shared.stats;
@@ -288,7 +407,10 @@ fn hlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn hstrlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (hash, reply) = read_hash(ctx, args[1])?;
-    reply.int(hash.and_then(|h| h.get(args[2])).map_or(0, |v| v.len() as i64));
+    reply.int(
+        hash.and_then(|h| h.get(args[2]))
+            .map_or(0, |v| v.len() as i64),
+    );
     Ok(())
 }
 
@@ -485,7 +607,7 @@ pub(crate) mod long_double {
         }
 
         /// `%.17Lf` without trailing zeros (and without a trailing point); `-0` prints `0`.
-        pub fn to_human_string(&self) -> String {
+        pub fn to_human_string(self) -> String {
             if self.infinite {
                 return if self.negative { "-inf" } else { "inf" }.to_string();
             }
@@ -637,7 +759,11 @@ pub(crate) mod long_double {
             if index == start {
                 return None;
             }
-            exponent10 += if exponent_negative { -exponent } else { exponent };
+            exponent10 += if exponent_negative {
+                -exponent
+            } else {
+                exponent
+            };
         }
         if index != body.len() {
             return None;
@@ -670,12 +796,15 @@ pub(crate) mod long_double {
             for _ in 0..k {
                 power.mul_small(5);
             }
-            let extra = (power.bit_len() as i64 - mantissa.bit_len() as i64
-                + SIGNIFICAND_BITS
-                + 2)
-            .max(0) as u64;
+            let extra = (power.bit_len() as i64 - mantissa.bit_len() as i64 + SIGNIFICAND_BITS + 2)
+                .max(0) as u64;
             let (quotient, remainder_nonzero) = mantissa.shl(extra).div_rem(&power);
-            round(&quotient, remainder_nonzero, -(k as i64) - extra as i64, negative)
+            round(
+                &quotient,
+                remainder_nonzero,
+                -(k as i64) - extra as i64,
+                negative,
+            )
         };
         if value.infinite || value.significand == 0 {
             return None; // ERANGE: overflow to HUGE_VAL or underflow to zero.
@@ -955,7 +1084,11 @@ pub(crate) mod long_double {
                 ("-3.7", "-3.7"),
             ];
             for (text, printed) in cases {
-                assert_eq!(parse(text.as_bytes()).unwrap().to_human_string(), printed, "{text}");
+                assert_eq!(
+                    parse(text.as_bytes()).unwrap().to_human_string(),
+                    printed,
+                    "{text}"
+                );
             }
         }
 
@@ -968,11 +1101,18 @@ pub(crate) mod long_double {
             assert_eq!(incr("1", "-1"), "0");
             assert_eq!(incr("17179869184", "1.5"), "17179869185.5");
             assert_eq!(incr("1.1", "0"), "1.1");
+            // 21 significant digits: needs an exact parse (checked against redis-server 7.0).
+            assert_eq!(
+                incr("1002.09999999999999998", "0.0000001"),
+                "1002.10000009999999998"
+            );
         }
 
         #[test]
         fn rejects_what_string2ld_rejects() {
-            for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1.5e+", ".", "-", "1x", "1e99999"] {
+            for bad in [
+                "", " 1", "1 ", "abc", "nan", "1e", "1.5e+", ".", "-", "1x", "1e99999",
+            ] {
                 assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
             }
             assert!(parse(b"1e-99999").is_none(), "underflow to zero");

@@ -26,22 +26,121 @@ use crate::storage::value::Set;
 use crate::storage::{Bstr, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec!("sadd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "@write @set @fast", sadd),
+    spec!(
+        "sadd",
+        -3,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        "@write @set @fast",
+        sadd
+    ),
     spec!("srem", -3, WRITE | FAST, 1, 1, 1, "@write @set @fast", srem),
-    spec!("smembers", 2, READONLY, 1, 1, 1, "@read @set @slow", smembers),
-    spec!("sismember", 3, READONLY | FAST, 1, 1, 1, "@read @set @fast", sismember),
-    spec!("smismember", -3, READONLY | FAST, 1, 1, 1, "@read @set @fast", smismember),
-    spec!("scard", 2, READONLY | FAST, 1, 1, 1, "@read @set @fast", scard),
+    spec!(
+        "smembers",
+        2,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @set @slow",
+        smembers
+    ),
+    spec!(
+        "sismember",
+        3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @set @fast",
+        sismember
+    ),
+    spec!(
+        "smismember",
+        -3,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @set @fast",
+        smismember
+    ),
+    spec!(
+        "scard",
+        2,
+        READONLY | FAST,
+        1,
+        1,
+        1,
+        "@read @set @fast",
+        scard
+    ),
     spec!("spop", -2, WRITE | FAST, 1, 1, 1, "@write @set @fast", spop),
-    spec!("srandmember", -2, READONLY, 1, 1, 1, "@read @set @slow", srandmember),
-    spec!("smove", 4, WRITE | FAST, 1, 2, 1, "@write @set @fast", smove),
+    spec!(
+        "srandmember",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        "@read @set @slow",
+        srandmember
+    ),
+    spec!(
+        "smove",
+        4,
+        WRITE | FAST,
+        1,
+        2,
+        1,
+        "@write @set @fast",
+        smove
+    ),
     spec!("sinter", -2, READONLY, 1, -1, 1, "@read @set @slow", sinter),
-    spec!("sintercard", -3, READONLY, 0, 0, 0, "@read @set @slow", sintercard),
-    spec!("sinterstore", -3, WRITE | DENYOOM, 1, -1, 1, "@write @set @slow", sinterstore),
+    spec!(
+        "sintercard",
+        -3,
+        READONLY,
+        0,
+        0,
+        0,
+        "@read @set @slow",
+        sintercard
+    ),
+    spec!(
+        "sinterstore",
+        -3,
+        WRITE | DENYOOM,
+        1,
+        -1,
+        1,
+        "@write @set @slow",
+        sinterstore
+    ),
     spec!("sunion", -2, READONLY, 1, -1, 1, "@read @set @slow", sunion),
-    spec!("sunionstore", -3, WRITE | DENYOOM, 1, -1, 1, "@write @set @slow", sunionstore),
+    spec!(
+        "sunionstore",
+        -3,
+        WRITE | DENYOOM,
+        1,
+        -1,
+        1,
+        "@write @set @slow",
+        sunionstore
+    ),
     spec!("sdiff", -2, READONLY, 1, -1, 1, "@read @set @slow", sdiff),
-    spec!("sdiffstore", -3, WRITE | DENYOOM, 1, -1, 1, "@write @set @slow", sdiffstore),
+    spec!(
+        "sdiffstore",
+        -3,
+        WRITE | DENYOOM,
+        1,
+        -1,
+        1,
+        "@write @set @slow",
+        sdiffstore
+    ),
     spec!("sscan", -3, READONLY, 1, 1, 1, "@read @set @slow", sscan),
 ];
 
@@ -341,7 +440,10 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         Some(value) => matches!(value, Value::Set(_)),
     };
-    let destination_ok = matches!(ctx.db().lookup(destination, now_ms), None | Some(Value::Set(_)));
+    let destination_ok = matches!(
+        ctx.db().lookup(destination, now_ms),
+        None | Some(Value::Set(_))
+    );
     if !source_is_set || !destination_ok {
         return Err(CmdError::WRONG_TYPE);
     }
@@ -357,7 +459,9 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     ctx.db().remove_if_empty(source);
     ctx.touch(source);
-    let Value::Set(destination_set) = ctx.db().entry_or_insert_with(destination, now_ms, Value::new_set)
+    let Value::Set(destination_set) =
+        ctx.db()
+            .entry_or_insert_with(destination, now_ms, Value::new_set)
     else {
         unreachable!("destination checked to be a set or missing");
     };
@@ -421,7 +525,11 @@ fn union_or_diff(ctx: &mut Ctx<'_>, keys: &[&[u8]], op: Algebra) -> Result<Set<B
         Algebra::Diff => {
             if let Some(first) = sets[0] {
                 for member in first {
-                    if !sets[1..].iter().flatten().any(|s| s.contains(member.as_bytes())) {
+                    if !sets[1..]
+                        .iter()
+                        .flatten()
+                        .any(|s| s.contains(member.as_bytes()))
+                    {
                         result.insert(member.clone());
                     }
                 }
@@ -536,7 +644,11 @@ pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
     };
     if digits.is_empty() {
         // strtoul parses nothing and the whole (empty) string is consumed only if it is empty.
-        return if arg.is_empty() { Ok(0) } else { Err(invalid()) };
+        return if arg.is_empty() {
+            Ok(0)
+        } else {
+            Err(invalid())
+        };
     }
     let mut cursor: u64 = 0;
     for &d in digits {
@@ -548,7 +660,11 @@ pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
             .and_then(|c| c.checked_add((d - b'0') as u64))
             .ok_or_else(invalid)?;
     }
-    Ok(if negative { cursor.wrapping_neg() } else { cursor })
+    Ok(if negative {
+        cursor.wrapping_neg()
+    } else {
+        cursor
+    })
 }
 
 /// Parses `[MATCH pattern] [COUNT count]` in any order (repeats allowed, the last wins).
@@ -585,7 +701,7 @@ impl ScanOptions<'_> {
 }
 
 /// Writes a SCAN-family reply: `[cursor, [elements...]]`.
-pub(crate) fn reply_scan<'e>(reply: &mut Reply, cursor: u64, elements: &[&'e [u8]]) {
+pub(crate) fn reply_scan(reply: &mut Reply, cursor: u64, elements: &[&[u8]]) {
     reply.array(2);
     reply.bulk(itoa::Buffer::new().format(cursor).as_bytes());
     reply.array(elements.len());
@@ -641,16 +757,31 @@ mod tests {
         assert!(parse_scan_options(&[b"count", b"0"]).unwrap_err() == CmdError::SYNTAX);
         assert!(parse_scan_options(&[b"count", b"x"]).unwrap_err() == CmdError::NOT_INTEGER);
         assert!(parse_scan_options(&[b"count"]).unwrap_err() == CmdError::SYNTAX);
-        assert!(parse_scan_options(&[b"match", b"*"]).unwrap().pattern.is_none());
+        assert!(parse_scan_options(&[b"match", b"*"])
+            .unwrap()
+            .pattern
+            .is_none());
     }
 
     #[test]
     fn integer_sets_walk_in_numeric_order_like_an_intset() {
-        let set: Set<Bstr> = ["10", "-3", "2"].iter().map(|s| Bstr::new(s.as_bytes())).collect();
-        let order: Vec<&[u8]> = members_in_order(&set).into_iter().map(|m| m.as_bytes()).collect();
+        let set: Set<Bstr> = ["10", "-3", "2"]
+            .iter()
+            .map(|s| Bstr::new(s.as_bytes()))
+            .collect();
+        let order: Vec<&[u8]> = members_in_order(&set)
+            .into_iter()
+            .map(|m| m.as_bytes())
+            .collect();
         assert_eq!(order, vec![b"-3".as_slice(), b"2", b"10"]);
-        let mixed: Set<Bstr> = ["10", "a", "2"].iter().map(|s| Bstr::new(s.as_bytes())).collect();
-        let order: Vec<&[u8]> = members_in_order(&mixed).into_iter().map(|m| m.as_bytes()).collect();
+        let mixed: Set<Bstr> = ["10", "a", "2"]
+            .iter()
+            .map(|s| Bstr::new(s.as_bytes()))
+            .collect();
+        let order: Vec<&[u8]> = members_in_order(&mixed)
+            .into_iter()
+            .map(|m| m.as_bytes())
+            .collect();
         assert_eq!(order, vec![b"10".as_slice(), b"a", b"2"]);
     }
 }
