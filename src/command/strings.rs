@@ -810,7 +810,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], increment: i64) -> CmdResult {
     Ok(())
 }
 
-/// INCRBYFLOAT key increment: computed in x87 extended precision and formatted as Redis'
+/// INCRBYFLOAT key increment: computed in x87 extended precision (emulated exactly) and formatted as Redis'
 /// `%.17Lf` with trailing zeros removed; propagated as `SET key result KEEPTTL`.
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
@@ -819,11 +819,11 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(s) => crate::storage::long_double::parse(s).ok_or(CmdError::NOT_FLOAT)?,
     };
     let increment = crate::storage::long_double::parse(args[2]).ok_or(CmdError::NOT_FLOAT)?;
-    let sum = current.plus(increment);
-    if !sum.is_finite() {
+    let sum = crate::storage::long_double::add(current, increment);
+    if sum.is_infinite() {
         return Err(CmdError::new("ERR increment would produce NaN or Infinity"));
     }
-    let text = sum.format_human();
+    let text = sum.to_human_string();
     ctx.db()
         .set_keep_ttl(key, Value::Str(Bstr::new(text.as_bytes())));
     ctx.touch(key);
