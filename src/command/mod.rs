@@ -248,12 +248,15 @@ fn families() -> [&'static [CommandSpec]; 11] {
     ]
 }
 
-static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+/// The command table's map type (foldhash: lookups are on the hot path of every request).
+pub type Table = HashMap<&'static [u8], &'static CommandSpec, crate::storage::value::Hasher>;
+
+static TABLE: OnceLock<Table> = OnceLock::new();
 
 /// The command table, name → spec.
-pub fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
+pub fn table() -> &'static Table {
     TABLE.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Table::default();
         for family in families() {
             for spec in family {
                 let previous = map.insert(spec.name.as_bytes(), spec);

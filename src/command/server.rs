@@ -22,6 +22,7 @@ use super::flags::*;
 use super::{args, CmdError, CmdResult, CommandSpec, Ctx, Propagate};
 use crate::config::REDIS_COMPAT_VERSION;
 use crate::protocol::Reply;
+use crate::server::shared::Counter;
 use crate::server::shared::{new_run_id, unix_time_ms, unix_time_us, CoreMessage, Stats};
 use crate::spec;
 use crate::storage::memory::{bytes_to_human, resident_set_size, used_memory};
@@ -444,9 +445,9 @@ const RATE_INTERVAL_MIN: Duration = Duration::from_millis(100);
 fn instantaneous_rates(stats: &Stats) -> (u64, f64, f64) {
     let now = RateSample {
         at: Instant::now(),
-        commands: stats.total_commands_processed.load(Ordering::Relaxed),
-        input_bytes: stats.total_net_input_bytes.load(Ordering::Relaxed),
-        output_bytes: stats.total_net_output_bytes.load(Ordering::Relaxed),
+        commands: stats.total_commands_processed.get(),
+        input_bytes: stats.total_net_input_bytes.get(),
+        output_bytes: stats.total_net_output_bytes.get(),
     };
     let mut guard = RATES.lock();
     match *guard {
@@ -816,7 +817,7 @@ fn info_persistence(ctx: &Ctx<'_>, out: &mut String) {
 
 fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
     let stats = &ctx.shared.stats;
-    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let get = |counter: &Counter| counter.get();
     let (ops, input_kbps, output_kbps) = instantaneous_rates(stats);
     let (channels, patterns) = {
         let pubsub = ctx.shared.pubsub.lock();
@@ -1149,7 +1150,7 @@ fn reset_stats(ctx: &mut Ctx<'_>) {
         &stats.total_writes_processed,
         &stats.io_threaded_reads_processed,
     ] {
-        counter.store(0, Ordering::Relaxed);
+        counter.reset();
     }
     for db in ctx.store.dbs.iter_mut() {
         db.expired_total = 0;
