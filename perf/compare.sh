@@ -52,7 +52,8 @@ for threads in $THREADS; do
   done
 done
 
-# Memory per key: 1M small string keys via DEBUG POPULATE, used_memory and RSS deltas.
+# Memory per key: 1M small string keys via DEBUG POPULATE, used_memory and RSS deltas,
+# read two seconds after the fill for both servers.
 echo
 printf '%-8s %14s %14s %12s %12s\n' server used_memory rss bytes/key rss/key
 for which in redis ringkv; do
@@ -61,6 +62,7 @@ for which in redis ringkv; do
   used0=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2+0}')
   rss0=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory_rss:/ {print $2+0}')
   redis-cli -p "$port" debug populate "$KEYS_FOR_MEMORY" key 10 >/dev/null
+  sleep 2 # steady state: ringkv returns freed pages to the OS once a second
   used1=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2+0}')
   rss1=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory_rss:/ {print $2+0}')
   awk -v w="$which" -v u0="$used0" -v u1="$used1" -v r0="$rss0" -v r1="$rss1" -v n="$KEYS_FOR_MEMORY" \
