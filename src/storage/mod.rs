@@ -6,6 +6,16 @@
 //! commands parsed from one `recv`), not per command; see [`crate::server::shared`] for why
 //! this beats per-shard locks and message passing on the machines we target, and for the
 //! single place where that choice is made.
+//!
+//! # Pieces
+//! - [`db`]: one database — the key table ([`dense::DenseMap`], built for memory per key),
+//!   the expiry table, lazy and active expiry, SCAN cursors.
+//! - [`value`], [`bstr`], [`zset`]: the values (five types, short strings inline).
+//! - [`blocking`]: clients blocked on keys, served first come first served.
+//! - [`memory`]: the counting global allocator behind `used_memory` and `maxmemory`.
+//! - [`digest`]: `DEBUG DIGEST`, bit-identical to Redis 7.0's.
+//! - [`long_double`]: the x87 extended precision Redis' INCRBYFLOAT/HINCRBYFLOAT compute in,
+//!   emulated exactly.
 
 pub mod blocking;
 pub mod bstr;
