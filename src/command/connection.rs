@@ -130,7 +130,13 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let index = args::int(args[1]).map_err(|_| CmdError::new("ERR invalid DB index"))?;
+    // Redis parses the index as a C int.
+    let index = args::int(args[1])?;
+    if i32::try_from(index).is_err() {
+        return Err(CmdError::new(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     if index < 0 || index as usize >= ctx.store.dbs.len() {
         return Err(CmdError::DB_INDEX_OUT_OF_RANGE);
     }
