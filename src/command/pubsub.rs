@@ -250,7 +250,8 @@ fn publish(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP.
+/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | SHARDCHANNELS [pattern] |
+/// SHARDNUMSUB [channel ...] | HELP.
 fn pubsub(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let sub = args[1].to_ascii_lowercase();
     let arity_error = |name: &str| {
@@ -261,7 +262,10 @@ fn pubsub(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     match sub.as_slice() {
         b"channels" => {
             if args.len() > 3 {
-                return Err(arity_error("channels"));
+                return Err(CmdError::new(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                    String::from_utf8_lossy(args[1])
+                )));
             }
             let mut channels = ctx.shared.pubsub.lock().channels(args.get(2).copied());
             channels.sort();
@@ -276,6 +280,23 @@ fn pubsub(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             for channel in &args[2..] {
                 ctx.reply.bulk(channel);
                 ctx.reply.int(registry.subscriber_count(channel) as i64);
+            }
+        }
+        // No shard channels exist (SSUBSCRIBE is not implemented), so these are empty.
+        b"shardchannels" => {
+            if args.len() > 3 {
+                return Err(CmdError::new(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                    String::from_utf8_lossy(args[1])
+                )));
+            }
+            ctx.reply.array(0);
+        }
+        b"shardnumsub" => {
+            ctx.reply.array(2 * (args.len() - 2));
+            for channel in &args[2..] {
+                ctx.reply.bulk(channel);
+                ctx.reply.int(0);
             }
         }
         b"numpat" => {
@@ -298,6 +319,10 @@ fn pubsub(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 "NUMSUB [<channel> ...]",
                 "    Return the number of subscribers for the specified channels, excluding",
                 "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
                 "HELP",
                 "    Prints this help.",
             ];
