@@ -2133,7 +2133,7 @@ impl Config {
                 } else {
                     args
                 };
-                if args.len() % 2 != 0 {
+                if !args.len().is_multiple_of(2) {
                     return Err("Invalid save parameters".to_string());
                 }
                 let mut points = Vec::with_capacity(args.len() / 2);
@@ -2153,7 +2153,7 @@ impl Config {
                 }
             }
             "client-output-buffer-limit" => {
-                if args.len() % 4 != 0 {
+                if !args.len().is_multiple_of(4) {
                     return Err(
                         "Wrong number of arguments in buffer limit configuration.".to_string()
                     );
@@ -2764,6 +2764,15 @@ fn keyspace_events_canonical(text: &str) -> Option<String> {
 
 /// Redis' `memtoull`: digits with an optional unit `b`, `k` (1000), `kb` (1024), `m`, `mb`,
 /// `g`, `gb`, case-insensitive. Returns None for a sign, a bad unit, no digits or overflow.
+/// An I/O error's text without Rust's " (os error N)" suffix, as C's strerror shows it.
+pub fn os_error_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
 pub fn parse_memory(s: &str) -> Option<u64> {
     let unit_start = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(unit_start);
@@ -2788,11 +2797,11 @@ pub fn format_memory(bytes: u64) -> String {
     const KB: u64 = 1024;
     const MB: u64 = 1024 * KB;
     const GB: u64 = 1024 * MB;
-    if bytes != 0 && bytes % GB == 0 {
+    if bytes != 0 && bytes.is_multiple_of(GB) {
         format!("{}gb", bytes / GB)
-    } else if bytes != 0 && bytes % MB == 0 {
+    } else if bytes != 0 && bytes.is_multiple_of(MB) {
         format!("{}mb", bytes / MB)
-    } else if bytes != 0 && bytes % KB == 0 {
+    } else if bytes != 0 && bytes.is_multiple_of(KB) {
         format!("{}kb", bytes / KB)
     } else {
         bytes.to_string()

@@ -59,6 +59,7 @@ fn main() {
             log!(Warning, "Failed to write PID file {path}: {error}");
         }
     }
+    raise_open_files_limit(config.maxclients);
     let pidfile = config.pidfile.clone();
     let server = match Server::start(config) {
         Ok(server) => server,
@@ -107,6 +108,34 @@ fn daemonize() {
             if null > 2 {
                 libc::close(null);
             }
+        }
+    }
+}
+
+/// Raises the open-files limit so `maxclients` connections fit, like Redis (which reserves 32
+/// descriptors for its own files). Logs what it could get if the hard limit is lower.
+fn raise_open_files_limit(maxclients: usize) {
+    const RESERVED_FDS: u64 = 32;
+    let wanted = maxclients as u64 + RESERVED_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read the struct we pass by valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return;
+        }
+        let granted = wanted.min(limit.rlim_max);
+        let raised = libc::rlimit {
+            rlim_cur: granted,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 && granted < wanted {
+            log!(
+                Warning,
+                "You requested maxclients of {maxclients} requiring at least {wanted} max file descriptors, but the hard limit allows {granted}."
+            );
         }
     }
 }

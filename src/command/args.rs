@@ -9,12 +9,12 @@ pub fn int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NOT_INTEGER)
 }
 
-/// Parses a non-negative integer that must fit a usize (`ERR value is out of range, must be positive`).
+/// Parses a non-negative integer that must fit a usize; anything else, malformed or negative,
+/// is `ERR value is out of range, must be positive` (Redis' `getPositiveLongFromObjectOrReply`).
 pub fn positive(arg: &[u8]) -> Result<usize, CmdError> {
     match parse_i64(arg) {
         Some(n) if n >= 0 => Ok(n as usize),
-        Some(_) => Err(CmdError::new("ERR value is out of range, must be positive")),
-        None => Err(CmdError::NOT_INTEGER),
+        _ => Err(CmdError::new("ERR value is out of range, must be positive")),
     }
 }
 

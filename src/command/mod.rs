@@ -248,12 +248,15 @@ fn families() -> [&'static [CommandSpec]; 11] {
     ]
 }
 
-static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+/// The command table's map type (foldhash: lookups are on the hot path of every request).
+pub type Table = HashMap<&'static [u8], &'static CommandSpec, crate::storage::value::Hasher>;
+
+static TABLE: OnceLock<Table> = OnceLock::new();
 
 /// The command table, name → spec.
-pub fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
+pub fn table() -> &'static Table {
     TABLE.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Table::default();
         for family in families() {
             for spec in family {
                 let previous = map.insert(spec.name.as_bytes(), spec);
@@ -305,6 +308,11 @@ pub fn call(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Stats::add(&ctx.shared.stats.total_error_replies, 1);
         ctx.reply.error(&error.0);
     }
+    // Clients blocked on keys this command (or, for EXEC, the whole transaction) filled are
+    // served now, after it, as Redis does.
+    if !ctx.store.blocking.is_empty() {
+        blocking::serve_ready_keys(ctx);
+    }
     match ctx.client.reply_mode {
         ReplyMode::On => {}
         ReplyMode::Off => ctx.reply.buf.truncate(reply_start),
@@ -333,11 +341,21 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !ctx.client.authenticated && !spec.has(flags::NO_AUTH) {
         return Err(CmdError::new("NOAUTH Authentication required."));
     }
-    if ctx.client.multi.is_some() && !transactions::runs_inside_multi(spec) {
-        ctx.client
-            .multi
-            .as_mut()
-            .expect("checked")
+    if ctx.client.multi.is_some() && spec.has(flags::NO_MULTI) {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return Err(CmdError::new(
+            "ERR Command not allowed inside a transaction",
+        ));
+    }
+    if let Some(multi) = ctx
+        .client
+        .multi
+        .as_mut()
+        .filter(|_| !transactions::runs_inside_multi(spec))
+    {
+        multi
             .commands
             .push(args.iter().map(|a| a.to_vec()).collect());
         ctx.reply.simple("QUEUED");
@@ -365,7 +383,9 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[&[u8]]) ->
             ));
         }
     }
-    if ctx.shared.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR) {
+    if ctx.shared.monitors.load(Ordering::Relaxed) > 0
+        && !spec.has(flags::SKIP_MONITOR | flags::ADMIN)
+    {
         server::feed_monitors(ctx, args);
     }
     let dirty_before = ctx.store.dirty;
@@ -377,7 +397,7 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[&[u8]]) ->
     result
 }
 
-/// Propagation and blocked-client service after a command ran.
+/// Propagation after a command ran (expired keys first, then the command or its rewrite).
 fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], dirty_before: u64) {
     let db = ctx.client.db;
     // Keys lazily expired by this command are propagated as DEL before it, as Redis does.
@@ -403,9 +423,6 @@ fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], dirty_be
                 ctx.store.propagation.feed(db, &command);
             }
         }
-    }
-    if !ctx.store.blocking.is_empty() {
-        blocking::serve_ready_keys(ctx);
     }
 }
 

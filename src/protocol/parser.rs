@@ -31,6 +31,9 @@ pub enum Parsed {
         args: Vec<Range<usize>>,
         consumed: usize,
     },
+    /// An inline request that uses quotes, `consumed` bytes long: its arguments need
+    /// unescaping, so the caller gets them owned from [`parse_inline_owned`].
+    QuotedInline { consumed: usize },
     /// Not enough bytes yet; `needed` is a lower bound on the total request size.
     Incomplete { needed: usize },
 }
@@ -198,8 +201,7 @@ fn parse_inline(buf: &[u8]) -> Result<Parsed, Error> {
     if line.iter().any(|&b| b == b'"' || b == b'\'') {
         // Quoted inline requests need unescaping; the caller uses parse_inline_owned.
         return match split_quoted(line) {
-            Some(_) => Ok(Parsed::Command {
-                args: vec![usize::MAX..usize::MAX],
+            Some(_) => Ok(Parsed::QuotedInline {
                 consumed: newline + 1,
             }),
             None => Err(Error::UnbalancedQuotes),
@@ -223,12 +225,6 @@ fn parse_inline(buf: &[u8]) -> Result<Parsed, Error> {
         args,
         consumed: newline + 1,
     })
-}
-
-/// Marker returned in place of ranges when an inline request used quotes: the single range
-/// `usize::MAX..usize::MAX`. The caller then calls [`parse_inline_owned`] on the same line.
-pub fn is_quoted_marker(args: &[Range<usize>]) -> bool {
-    args.len() == 1 && args[0].start == usize::MAX
 }
 
 /// Splits an inline line with quotes the way `redis-cli` and Redis' `sdssplitargs` do:
@@ -336,7 +332,7 @@ mod tests {
             Parsed::Command { args, consumed } => {
                 (args.into_iter().map(|r| &buf[r]).collect(), consumed)
             }
-            Parsed::Incomplete { .. } => panic!("incomplete"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -435,10 +431,7 @@ mod tests {
     fn inline_quotes_are_unescaped() {
         let buf = b"SET \"a b\" 'it\\'s' \"\\x41\\n\"\r\n";
         match parse(buf, 100).unwrap() {
-            Parsed::Command { args, consumed } => {
-                assert!(is_quoted_marker(&args));
-                assert_eq!(consumed, buf.len());
-            }
+            Parsed::QuotedInline { consumed } => assert_eq!(consumed, buf.len()),
             other => panic!("{other:?}"),
         }
         let owned = parse_inline_owned(buf).unwrap();

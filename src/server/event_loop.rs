@@ -10,6 +10,8 @@
 //! one each → on close, cancel what is in flight, and free the slot (and close the fd) only
 //! when neither is, because the kernel writes into the slot's buffers until then.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::Ordering;
@@ -63,6 +65,7 @@ struct Conn {
 
 impl Conn {
     fn pending_output(&self) -> usize {
+        debug_assert!(self.send_offset <= self.sending.len());
         self.out.len() + self.sending.len() - self.send_offset
     }
 }
@@ -83,6 +86,11 @@ pub struct Core {
     /// Slots with output to flush this turn.
     dirty: Vec<u32>,
     next_cron_ms: u64,
+    /// (deadline unix ms, connection token) of clients blocked with a timeout, earliest first.
+    /// Entries go stale when a client is served first; they are checked on expiry.
+    blocked_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
+    /// When this core last returned freed memory to the OS (unix ms).
+    last_memory_release_ms: u64,
 }
 
 /// Creates the listening sockets for `config.bind` and `port` with SO_REUSEPORT, so every
@@ -165,6 +173,8 @@ impl Core {
             wake_counter: Box::new(0),
             dirty: Vec::new(),
             next_cron_ms: 0,
+            blocked_deadlines: BinaryHeap::new(),
+            last_memory_release_ms: 0,
         })
     }
 
@@ -198,7 +208,12 @@ impl Core {
                 self.next_cron_ms = now + (1000 / self.config.hz.max(1) as u64);
                 self.flush_output();
             }
-            let wait_ms = self.next_cron_ms.saturating_sub(unix_time_ms()).max(1);
+            self.time_out_blocked(unix_time_ms());
+            let mut wake_at = self.next_cron_ms;
+            if let Some(Reverse((deadline, _))) = self.blocked_deadlines.peek() {
+                wake_at = wake_at.min(*deadline);
+            }
+            let wait_ms = wake_at.saturating_sub(unix_time_ms()).max(1);
             self.wait(wait_ms);
             self.handle_completions();
         }
@@ -461,6 +476,7 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
+        let blocked_before = conn.client.blocked.is_some();
         let bulk_len_max = config.proto_max_bulk_len as i64;
         let mut store = None;
         let mut executed = 0;
@@ -503,47 +519,44 @@ impl Core {
                     );
                     break;
                 }
+                Ok(Parsed::QuotedInline { consumed }) => {
+                    let start = conn.read_pos;
+                    conn.read_pos += consumed;
+                    let owned =
+                        parser::parse_inline_owned(&conn.inbuf[start..]).unwrap_or_default();
+                    if owned.is_empty() {
+                        continue;
+                    }
+                    let slices: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+                    let guard = store.get_or_insert_with(|| shared.store.lock());
+                    run_command(
+                        &shared,
+                        &config,
+                        guard,
+                        &mut conn.client,
+                        &mut conn.out,
+                        &slices,
+                    );
+                    executed += 1;
+                }
                 Ok(Parsed::Command { args, consumed }) => {
                     let start = conn.read_pos;
                     conn.read_pos += consumed;
                     if args.is_empty() {
                         continue;
                     }
+                    arg_slices.clear();
+                    let buffer = &conn.inbuf[start..];
+                    arg_slices.extend(args.iter().map(|r| &buffer[r.clone()]));
                     let guard = store.get_or_insert_with(|| shared.store.lock());
-                    let now_ms = unix_time_ms();
-                    if parser::is_quoted_marker(&args) {
-                        let Some(owned) = parser::parse_inline_owned(&conn.inbuf[start..]) else {
-                            continue;
-                        };
-                        if owned.is_empty() {
-                            continue;
-                        }
-                        let slices: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
-                        let mut ctx = Ctx {
-                            shared: &shared,
-                            config: &config,
-                            store: guard,
-                            client: &mut conn.client,
-                            reply: &mut conn.out,
-                            now_ms,
-                            propagate: Propagate::AsIs,
-                        };
-                        command::call(&mut ctx, &slices);
-                    } else {
-                        arg_slices.clear();
-                        let buffer = &conn.inbuf[start..];
-                        arg_slices.extend(args.iter().map(|r| &buffer[r.clone()]));
-                        let mut ctx = Ctx {
-                            shared: &shared,
-                            config: &config,
-                            store: guard,
-                            client: &mut conn.client,
-                            reply: &mut conn.out,
-                            now_ms,
-                            propagate: Propagate::AsIs,
-                        };
-                        command::call(&mut ctx, &arg_slices);
-                    }
+                    run_command(
+                        &shared,
+                        &config,
+                        guard,
+                        &mut conn.client,
+                        &mut conn.out,
+                        &arg_slices,
+                    );
                     executed += 1;
                 }
             }
@@ -568,6 +581,12 @@ impl Core {
             .info
             .query_buffer
             .store(conn.inbuf.len(), Ordering::Relaxed);
+        if let (false, Some(deadline)) = (blocked_before, conn.client.blocked) {
+            if deadline > 0 {
+                let token = ((conn.generation as u64) << 32) | slot as u64;
+                self.blocked_deadlines.push(Reverse((deadline, token)));
+            }
+        }
         if let Some(reason) = close_reason {
             log!(
                 Warning,
@@ -605,16 +624,16 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
-        if conn.send_in_flight {
-            return;
-        }
+        let waiting = conn.send_in_flight;
         if conn.out.is_empty() {
-            if conn.client.close_after_reply && !conn.closing {
+            if conn.client.close_after_reply && !conn.closing && !waiting {
                 self.close(slot);
             }
             return;
         }
-        if self.check_output_limits(slot) {
+        // Checked even while a send is in flight: a reader that stops reading keeps its send
+        // pending forever, and its new replies pile up behind it.
+        if self.check_output_limits(slot) || waiting {
             return;
         }
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
@@ -670,6 +689,7 @@ impl Core {
             return self.submit_send(slot);
         }
         conn.sending.clear();
+        conn.send_offset = 0;
         if conn.sending.capacity() > READ_BUFFER_KEEP_MAX {
             conn.sending = Vec::new();
         }
@@ -777,15 +797,25 @@ impl Core {
         unsafe { libc::close(conn.fd) };
     }
 
+    /// Closes every connection at shutdown. Sockets are shut down so in-flight receives
+    /// complete; completions are reaped (bounded) until no operation holds a buffer, and only
+    /// then are the connections freed. A connection still busy after that (a send the peer
+    /// never drains) is leaked on purpose: the process is exiting, and freeing a buffer the
+    /// kernel may still write would be unsound.
     fn close_all(&mut self) {
+        const DRAIN_ROUNDS_MAX: usize = 100;
         for slot in 0..self.conns.len() as u32 {
-            if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
-                conn.recv_in_flight = false;
-                conn.send_in_flight = false;
+            self.close(slot);
+        }
+        for _ in 0..DRAIN_ROUNDS_MAX {
+            if self.conns.iter().all(Option::is_none) {
+                return;
             }
-            if let Some(Some(_)) = self.conns.get(slot as usize) {
-                self.close(slot);
-            }
+            self.wait(10);
+            self.handle_completions();
+        }
+        for conn in self.conns.iter_mut().filter_map(Option::take) {
+            std::mem::forget(conn);
         }
     }
 
@@ -829,14 +859,10 @@ impl Core {
     /// Periodic work: blocked-client timeouts, idle timeouts, active expiry (core 0).
     fn cron(&mut self, now: u64) {
         let timeout_ms = self.config.timeout_secs * 1000;
-        let mut expired_waits = Vec::new();
         let mut idle = Vec::new();
         for (slot, conn) in self.conns.iter().enumerate() {
             let Some(conn) = conn else { continue };
-            if let Some(deadline) = conn.client.blocked {
-                if deadline != 0 && deadline <= now {
-                    expired_waits.push(slot as u32);
-                }
+            if conn.client.blocked.is_some() {
                 continue;
             }
             if timeout_ms > 0
@@ -847,31 +873,49 @@ impl Core {
                 idle.push(slot as u32);
             }
         }
-        for slot in expired_waits {
-            let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
-                continue;
-            };
-            let mut store = self.shared.store.lock();
-            // Only time out if nobody served us meanwhile (then a reply is on its way).
-            if let Some(waiter) = store.blocking.remove(conn.client.id) {
-                drop(store);
-                // A timed-out BLMOVE/BRPOPLPUSH answers a null bulk; the pops a null array.
-                match waiter.op {
-                    crate::storage::blocking::BlockOp::ListMove { .. } => conn.out.null(),
-                    _ => conn.out.null_array(),
-                }
-                conn.client.blocked = None;
-                conn.client.info.blocked.store(false, Ordering::Relaxed);
-                self.process_input(slot);
-                self.dirty.push(slot);
-            }
-        }
         for slot in idle {
             log!(Verbose, "Closing idle client");
             self.close(slot);
         }
+        const MEMORY_RELEASE_INTERVAL_MS: u64 = 1000;
+        if now - self.last_memory_release_ms >= MEMORY_RELEASE_INTERVAL_MS {
+            crate::storage::memory::release_free_memory();
+            self.last_memory_release_ms = now;
+        }
         if self.id == 0 && self.shared.active_expire_enabled.load(Ordering::Relaxed) {
             self.active_expire(now);
+        }
+    }
+
+    /// Answers the clients whose blocking timeout has passed (null array, or null bulk for
+    /// BLMOVE/BRPOPLPUSH) and resumes their pipelined input.
+    fn time_out_blocked(&mut self, now: u64) {
+        while let Some(&Reverse((deadline, token))) = self.blocked_deadlines.peek() {
+            if deadline > now {
+                return;
+            }
+            self.blocked_deadlines.pop();
+            let slot = token as u32;
+            let Some(conn) = conn_mut(&mut self.conns, slot, (token >> 32) as u32) else {
+                continue;
+            };
+            if conn.client.blocked != Some(deadline) {
+                continue;
+            }
+            let mut store = self.shared.store.lock();
+            // Only time out if nobody served us meanwhile (then a reply is on its way).
+            let Some(waiter) = store.blocking.remove(conn.client.id) else {
+                continue;
+            };
+            drop(store);
+            match waiter.op {
+                crate::storage::blocking::BlockOp::ListMove { .. } => conn.out.null(),
+                _ => conn.out.null_array(),
+            }
+            conn.client.blocked = None;
+            conn.client.info.blocked.store(false, Ordering::Relaxed);
+            self.process_input(slot);
+            self.dirty.push(slot);
         }
     }
 
@@ -898,6 +942,27 @@ impl Core {
             }
         }
     }
+}
+
+/// Runs one parsed command for a connection, under the store lock the caller holds.
+fn run_command(
+    shared: &Shared,
+    config: &Config,
+    store: &mut crate::storage::Store,
+    client: &mut ClientState,
+    out: &mut Reply,
+    args: &[&[u8]],
+) {
+    let mut ctx = Ctx {
+        shared,
+        config,
+        store,
+        client,
+        reply: out,
+        now_ms: unix_time_ms(),
+        propagate: Propagate::AsIs,
+    };
+    command::call(&mut ctx, args);
 }
 
 /// The live connection in `slot` if its generation matches (stale completions find none).

@@ -20,6 +20,12 @@
 //!   the larger share of a request, so the lock is rarely contended. Message passing costs a
 //!   cross-core wakeup per remote key, which is more than an uncontended mutex.
 //!
+//! Measured here (2 cores, `cargo bench --bench shard_access`): a batch of 16 GETs costs
+//! 1.8 µs under the shared lock while a second thread hammers the same lock non-stop, and
+//! 3.2 µs when handed to an owner thread over a channel (and that owner was spinning, never
+//! sleeping: a real owner core woken through its ring costs more). The lock's worst case is
+//! cheaper than message passing's best case at this core count.
+//!
 //! The choice is confined to this module and [`crate::server::event_loop::Core::lock_store`]:
 //! going to N shard locks (hash slot → shard) later changes only how a command's keys map to
 //! guards, not the command code, which already sees a `&mut Store`.
@@ -154,31 +160,67 @@ pub struct ClientInfo {
     pub last_command: Mutex<&'static str>,
 }
 
-/// Server statistics for INFO stats; relaxed atomics bumped from any core.
+/// Slots of a [`Counter`]; threads share them round robin.
+const COUNTER_SLOTS: usize = 8;
+
+/// A statistics counter bumped from every core without contention: each thread adds to its
+/// own cache line, readers sum the lines.
+#[derive(Default, Debug)]
+pub struct Counter {
+    slots: [crossbeam::utils::CachePadded<AtomicU64>; COUNTER_SLOTS],
+}
+
+static NEXT_COUNTER_SLOT: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static COUNTER_SLOT: usize = NEXT_COUNTER_SLOT.fetch_add(1, Ordering::Relaxed) % COUNTER_SLOTS;
+}
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let slot = COUNTER_SLOT.try_with(|s| *s).unwrap_or(0);
+        self.slots[slot].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+    }
+
+    /// CONFIG RESETSTAT. Concurrent adds may survive the reset; the figure stays monotonic
+    /// from there on, as Redis' own reset is only as exact as its single thread.
+    pub fn reset(&self) {
+        for slot in &self.slots {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Server statistics for INFO stats, bumped from any core.
 #[derive(Default, Debug)]
 pub struct Stats {
-    pub total_connections_received: AtomicU64,
-    pub total_commands_processed: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub total_net_input_bytes: AtomicU64,
-    pub total_net_output_bytes: AtomicU64,
-    pub evicted_keys: AtomicU64,
-    pub expired_stale_perc: AtomicU64,
-    pub client_qbuf_limit_disconnections: AtomicU64,
-    pub client_outbuf_limit_disconnections: AtomicU64,
-    pub total_error_replies: AtomicU64,
-    pub unexpected_error_replies: AtomicU64,
-    pub total_reads_processed: AtomicU64,
-    pub total_writes_processed: AtomicU64,
-    pub io_threaded_reads_processed: AtomicU64,
-    pub pubsub_channels: AtomicU64,
+    pub total_connections_received: Counter,
+    pub total_commands_processed: Counter,
+    pub rejected_connections: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub total_net_input_bytes: Counter,
+    pub total_net_output_bytes: Counter,
+    pub evicted_keys: Counter,
+    pub expired_stale_perc: Counter,
+    pub client_qbuf_limit_disconnections: Counter,
+    pub client_outbuf_limit_disconnections: Counter,
+    pub total_error_replies: Counter,
+    pub unexpected_error_replies: Counter,
+    pub total_reads_processed: Counter,
+    pub total_writes_processed: Counter,
+    pub io_threaded_reads_processed: Counter,
+    pub pubsub_channels: Counter,
 }
 
 impl Stats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    #[inline]
+    pub fn add(counter: &Counter, n: u64) {
+        counter.add(n);
     }
 }
 

@@ -6,12 +6,13 @@
 //! caller can propagate it (as `DEL`) to replicas and the AOF in execution order.
 
 use super::bstr::Bstr;
+use super::dense::DenseMap;
 use super::value::{Map, Value};
 
 /// A logical database (`SELECT n`).
 #[derive(Default, Debug)]
 pub struct Db {
-    keys: Map<Bstr, Value>,
+    keys: DenseMap<Value>,
     expires: Map<Bstr, u64>,
     /// Keys deleted by expiry since the caller last drained this list.
     pub expired: Vec<Bstr>,
@@ -175,7 +176,7 @@ impl Db {
 
     /// Drops every key.
     pub fn clear(&mut self) {
-        self.keys = Map::default();
+        self.keys.clear();
         self.expires = Map::default();
         self.expire_cursor = 0;
     }

@@ -95,6 +95,16 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 }
 
+/// Returns freed memory to the operating system now. mimalloc otherwise keeps freed pages
+/// until later allocator activity purges them, so after a big deletion (or the growth of a
+/// large table, which frees the old one) RSS would stay high on an idle server. Costs about a
+/// millisecond after large frees, microseconds otherwise; each core calls it once a second.
+pub fn release_free_memory() {
+    // SAFETY: mi_collect only walks mimalloc's own structures for the calling thread and its
+    // arenas; it has no preconditions.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// Bytes currently allocated through the global allocator (INFO `used_memory`).
 pub fn used_memory() -> u64 {
     let total: i64 = SLOT_BYTES.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();

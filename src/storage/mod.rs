@@ -10,7 +10,9 @@
 pub mod blocking;
 pub mod bstr;
 pub mod db;
+pub mod dense;
 pub mod digest;
+pub mod long_double;
 pub mod memory;
 pub mod value;
 pub mod zset;

@@ -90,15 +90,24 @@ impl Server {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let mut server = Server { port, dir, child: Some(child), log_path };
+            let mut server = Server {
+                port,
+                dir,
+                child: Some(child),
+                log_path,
+            };
             if server.wait_ready() {
                 return server;
             }
             // Port stolen between probe and bind, or the server failed: retry on another port.
             let log = server.log();
             let stderr = server.stop_and_stderr();
-            if !stderr.contains("Address already in use") && !log.contains("Address already in use") {
-                panic!("{} did not start:\nstderr: {stderr}\nlog: {log}", binary.display());
+            if !stderr.contains("Address already in use") && !log.contains("Address already in use")
+            {
+                panic!(
+                    "{} did not start:\nstderr: {stderr}\nlog: {log}",
+                    binary.display()
+                );
             }
             dir = server.dir_take();
         }
@@ -122,7 +131,9 @@ impl Server {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                 if stream.write_all(b"PING\r\n").is_ok() {
                     let mut line = String::new();
-                    if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("+PONG") {
+                    if BufReader::new(&stream).read_line(&mut line).is_ok()
+                        && line.starts_with("+PONG")
+                    {
                         return true;
                     }
                 }
@@ -143,15 +154,21 @@ impl Server {
     /// A new client connection (redis crate).
     pub fn client(&self) -> redis::Connection {
         let client = redis::Client::open(self.url()).expect("client");
-        let connection = client.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
-        connection.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let connection = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("connect");
+        connection
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         connection
     }
 
     /// A raw TCP connection for protocol-level tests.
     pub fn raw(&self) -> TcpStream {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream
     }
 
@@ -225,7 +242,12 @@ pub fn run_program(program: &Path, args: &[&str], timeout: Duration) -> (i32, St
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{} {:?} did not finish within {:?}", program.display(), args, timeout);
+            panic!(
+                "{} {:?} did not finish within {:?}",
+                program.display(),
+                args,
+                timeout
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
