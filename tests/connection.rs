@@ -114,11 +114,9 @@ fn read_value(reader: &mut impl BufRead) -> Value {
         b'*' => Array(items(&mut || read_value(reader))),
         b'~' => Value::Set(items(&mut || read_value(reader))),
         b'>' => Value::Push(items(&mut || read_value(reader))),
-        b'%' => Map(
-            (0..number())
-                .map(|_| (read_value(reader), read_value(reader)))
-                .collect(),
-        ),
+        b'%' => Map((0..number())
+            .map(|_| (read_value(reader), read_value(reader)))
+            .collect()),
         b'_' => Nil,
         b'#' => Value::Boolean(rest == "t"),
         b',' => Value::Double(rest),
@@ -165,13 +163,7 @@ fn hello_without_id(value: Value) -> Value {
     let strip = |pairs: Vec<(Value, Value)>| -> Vec<(Value, Value)> {
         pairs
             .into_iter()
-            .map(|(k, v)| {
-                if k == bulk("id") {
-                    (k, Int(0))
-                } else {
-                    (k, v)
-                }
-            })
+            .map(|(k, v)| if k == bulk("id") { (k, Int(0)) } else { (k, v) })
             .collect()
     };
     match value {
@@ -269,7 +261,10 @@ fn requirepass_demands_auth_and_rejects_wrong_passwords() {
         error(&client.call(&["AUTH", "someone", "s3cret"])),
         "WRONGPASS invalid username-password pair or user is disabled."
     );
-    assert_eq!(error(&client.call(&["AUTH", "a", "b", "c"])), "ERR syntax error");
+    assert_eq!(
+        error(&client.call(&["AUTH", "a", "b", "c"])),
+        "ERR syntax error"
+    );
     assert_eq!(
         error(&client.call(&["ECHO", "x"])),
         "NOAUTH Authentication required."
@@ -361,17 +356,17 @@ fn hello_auth_authenticates_and_names_the_connection() {
     let server = PasswordServer::start("pw");
     let mut client = Raw::connect(server.port);
     let refused = error(&client.call(&["HELLO", "3"]));
-    assert!(refused.starts_with("NOAUTH HELLO must be called"), "{refused}");
+    assert!(
+        refused.starts_with("NOAUTH HELLO must be called"),
+        "{refused}"
+    );
     assert_eq!(
         error(&client.call(&["HELLO", "3", "AUTH", "default", "wrong"])),
         "WRONGPASS invalid username-password pair or user is disabled."
     );
     let reply = client.call(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "worker"]);
     assert!(matches!(reply, Map(_)), "{reply:?}");
-    assert_eq!(
-        client.call(&["CLIENT", "GETNAME"]),
-        bulk("worker")
-    );
+    assert_eq!(client.call(&["CLIENT", "GETNAME"]), bulk("worker"));
 }
 
 #[test]
@@ -541,6 +536,7 @@ fn client_kill_closes_the_victims_and_spares_the_killer() {
         .unwrap();
     assert_eq!(killed, 1);
     assert!(by_addr.closed_by_server());
+    wait_gone(&mut killer, "victim1");
 
     let (mut old_form, _, addr) = victims.remove(0);
     let ok: String = redis::cmd("CLIENT")
@@ -647,10 +643,7 @@ fn reset_returns_the_connection_to_its_initial_state() {
     assert_eq!(field(&info, "flags"), "N");
     let mut publisher = Raw::connect(server.port);
     publisher.call(&["AUTH", "pw"]);
-    assert_eq!(
-        publisher.call(&["PUBLISH", "chan", "x"]),
-        Int(0)
-    );
+    assert_eq!(publisher.call(&["PUBLISH", "chan", "x"]), Int(0));
 }
 
 #[test]
@@ -664,3 +657,46 @@ fn client_help_lists_subcommands() {
     assert!(lines.iter().any(|l| text(l) == "SETNAME <name>"));
 }
 
+#[test]
+fn client_unblock_wakes_a_blocked_client_with_timeout_or_error() {
+    let server = Server::start(&["--server-threads", "2"]);
+    let mut blocked = Raw::new(&server);
+    let Int(id) = blocked.call(&["CLIENT", "ID"]) else {
+        panic!()
+    };
+    let id = id.to_string();
+    let mut other = Raw::new(&server);
+    let wait_blocked = |other: &mut Raw| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let line = text(&other.call(&["CLIENT", "LIST", "ID", &id]));
+            if field(&line, "flags") == "b" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never blocked: {line}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    blocked.send(&["BLPOP", "nothing", "0"]);
+    wait_blocked(&mut other);
+    assert_eq!(other.call(&["CLIENT", "UNBLOCK", &id]), Int(1));
+    assert_eq!(blocked.read(), Nil);
+    assert_eq!(other.call(&["CLIENT", "UNBLOCK", &id]), Int(0));
+
+    blocked.send(&["BLMOVE", "nothing", "dst", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&mut other);
+    assert_eq!(other.call(&["CLIENT", "UNBLOCK", &id, "TIMEOUT"]), Int(1));
+    assert_eq!(blocked.read(), Nil);
+
+    blocked.send(&["BLPOP", "nothing", "0"]);
+    wait_blocked(&mut other);
+    assert_eq!(other.call(&["CLIENT", "UNBLOCK", &id, "ERROR"]), Int(1));
+    assert_eq!(
+        error(&blocked.read()),
+        "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    );
+    // The unblocked client carries on, and nothing was left registered on the key.
+    assert_eq!(blocked.call(&["PING"]), Status("PONG".into()));
+    assert_eq!(other.call(&["RPUSH", "nothing", "x"]), Int(1));
+    assert_eq!(other.call(&["LLEN", "nothing"]), Int(1));
+}

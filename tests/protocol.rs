@@ -52,13 +52,22 @@ fn protocol_errors_close_only_the_offending_connection() {
     let ringkv = Server::start(&[]);
     let redis = Server::start_redis(&[]);
     let cases: &[(&[u8], &[u8])] = &[
-        (b"*abc\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (
+            b"*abc\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
         (
             b"*1\r\n$600000000\r\n",
             b"-ERR Protocol error: invalid bulk length\r\n",
         ),
-        (b"*1\r\nfoo\r\n", b"-ERR Protocol error: expected '$', got 'f'\r\n"),
+        (
+            b"*1\r\nfoo\r\n",
+            b"-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
         (
             b"SET \"abc\r\n",
             b"-ERR Protocol error: unbalanced quotes in request\r\n",
@@ -74,7 +83,11 @@ fn protocol_errors_close_only_the_offending_connection() {
         for server in [&ringkv, &redis] {
             let mut stream = server.raw();
             exchange(&mut stream, request, expected);
-            assert!(closed_by_server(&mut stream), "port {} kept the connection", server.port);
+            assert!(
+                closed_by_server(&mut stream),
+                "port {} kept the connection",
+                server.port
+            );
         }
         exchange(&mut bystander, b"PING\r\n", b"+PONG\r\n");
     }
@@ -123,8 +136,11 @@ fn inline_commands_unquote_like_redis() {
         theirs.write_all(request).unwrap();
         // Replies here are short; give both time to arrive whole.
         std::thread::sleep(Duration::from_millis(50));
-        ours.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-        theirs.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        ours.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        theirs
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let a = read_exactly(&mut ours, usize::MAX);
         let b = read_exactly(&mut theirs, usize::MAX);
         assert_eq!(
@@ -155,7 +171,9 @@ fn a_thousand_pipelined_commands_get_a_thousand_replies_in_order() {
     let mut expected = Vec::new();
     for i in 0..1000 {
         let arg = format!("msg-{i}");
-        request.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(
+            format!("*2\r\n$4\r\nECHO\r\n${}\r\n{arg}\r\n", arg.len()).as_bytes(),
+        );
         expected.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
         if i % 100 == 0 {
             request.extend_from_slice(b"PING\r\n");

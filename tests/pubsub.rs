@@ -117,11 +117,9 @@ fn read_value(reader: &mut impl BufRead) -> Value {
         b'*' => Array(items(&mut || read_value(reader))),
         b'~' => Value::Set(items(&mut || read_value(reader))),
         b'>' => Value::Push(items(&mut || read_value(reader))),
-        b'%' => Map(
-            (0..number())
-                .map(|_| (read_value(reader), read_value(reader)))
-                .collect(),
-        ),
+        b'%' => Map((0..number())
+            .map(|_| (read_value(reader), read_value(reader)))
+            .collect()),
         b'_' => Nil,
         b'#' => Value::Boolean(rest == "t"),
         b',' => Value::Double(rest),
@@ -265,7 +263,10 @@ fn pubsub_introspection_counts_channels_subscribers_and_patterns() {
     assert_eq!(observer.call(&["PUBSUB", "NUMPAT"]), Int(2));
     drop(a);
     wait_numsub(&mut observer, "alpha", 1);
-    assert_eq!(observer.call(&["PUBSUB", "NUMSUB", "beta"]), Array(vec![bulk("beta"), Int(0)]));
+    assert_eq!(
+        observer.call(&["PUBSUB", "NUMSUB", "beta"]),
+        Array(vec![bulk("beta"), Int(0)])
+    );
     assert_eq!(observer.call(&["PUBSUB", "NUMPAT"]), Int(1));
 }
 
@@ -328,7 +329,10 @@ fn resp3_subscriber_can_run_any_command_and_gets_push_frames() {
     assert_eq!(client.call(&["CLIENT", "GETNAME"]), Nil);
     let mut publisher = Raw::new(&server);
     assert_eq!(publisher.call(&["PUBLISH", "ch", "hi"]), Int(1));
-    assert_eq!(client.read(), push(&[bulk("message"), bulk("ch"), bulk("hi")]));
+    assert_eq!(
+        client.read(),
+        push(&[bulk("message"), bulk("ch"), bulk("hi")])
+    );
     assert_eq!(
         client.call(&["UNSUBSCRIBE"]),
         push(&[bulk("unsubscribe"), bulk("ch"), Int(0)])
@@ -347,7 +351,10 @@ fn hello_while_subscribed_switches_the_encoding_of_later_messages() {
     client.call(&["SUBSCRIBE", "ch"]);
     let mut publisher = Raw::new(&server);
     publisher.call(&["PUBLISH", "ch", "one"]);
-    assert_eq!(client.read(), push(&[bulk("message"), bulk("ch"), bulk("one")]));
+    assert_eq!(
+        client.read(),
+        push(&[bulk("message"), bulk("ch"), bulk("one")])
+    );
     let Array(_) = client.call(&["HELLO", "2"]) else {
         panic!("HELLO 2 answers an array");
     };
@@ -364,13 +371,17 @@ fn unsubscribe_without_arguments_drops_every_channel() {
     let mut client = Raw::new(&server);
     client.send(&["SUBSCRIBE", "x", "y", "z"]);
     for expected in 1..=3 {
-        let Array(reply) = client.read() else { panic!() };
+        let Array(reply) = client.read() else {
+            panic!()
+        };
         assert_eq!(reply[2], Int(expected));
     }
     client.send(&["UNSUBSCRIBE"]);
     let mut gone = Vec::new();
     for remaining in (0..3).rev() {
-        let Array(reply) = client.read() else { panic!() };
+        let Array(reply) = client.read() else {
+            panic!()
+        };
         assert_eq!(reply[0], bulk("unsubscribe"));
         assert_eq!(reply[2], Int(remaining));
         gone.push(text(&reply[1]));

@@ -201,9 +201,8 @@ fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut version = None;
     if let Some(arg) = args.get(1) {
-        let requested = args::int(arg).map_err(|_| {
-            CmdError::new("ERR Protocol version is not an integer or out of range")
-        })?;
+        let requested = args::int(arg)
+            .map_err(|_| CmdError::new("ERR Protocol version is not an integer or out of range"))?;
         version = match requested {
             2 => Some(Resp::V2),
             3 => Some(Resp::V3),
