@@ -358,6 +358,8 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         multi
             .commands
             .push(args.iter().map(|a| a.to_vec()).collect());
+        let queued = multi.commands.len() as i64;
+        ctx.client.info.in_multi.store(queued, Ordering::Relaxed);
         ctx.reply.simple("QUEUED");
         return Ok(());
     }

@@ -131,8 +131,9 @@ impl Server {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                 if stream.write_all(b"PING\r\n").is_ok() {
                     let mut line = String::new();
+                    // A server with requirepass answers -NOAUTH: it is up all the same.
                     if BufReader::new(&stream).read_line(&mut line).is_ok()
-                        && line.starts_with("+PONG")
+                        && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
                     {
                         return true;
                     }
