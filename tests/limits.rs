@@ -246,3 +246,68 @@ fn half_sent_command_waits_for_the_rest() {
     ping_latency(&server);
     assert_eq!(raw_exchange(&mut stream, b"lo\r\n", 5), b"+OK\r\n");
 }
+
+#[test]
+fn big_pipelined_replies_reach_a_slow_reader_whole_while_others_are_served() {
+    let server = Server::start(&[]);
+    let mut con = server.client();
+    let value = "v".repeat(64 * 1024);
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut con)
+        .unwrap();
+    let mut reader = server.raw();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    const REQUESTS: usize = 200;
+    reader.write_all(&b"GET big\r\n".repeat(REQUESTS)).unwrap();
+    let one_reply = format!("$65536\r\n{value}\r\n").into_bytes();
+    let mut received = Vec::with_capacity(one_reply.len() * REQUESTS);
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = Instant::now();
+    while received.len() < one_reply.len() * REQUESTS {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replies stalled at {} bytes",
+            received.len()
+        );
+        let n = reader.read(&mut buf).expect("read");
+        assert!(n > 0, "connection closed after {} bytes", received.len());
+        received.extend_from_slice(&buf[..n]);
+        if received.len() < one_reply.len() * 10 {
+            // Read slowly at first, and check other clients are served meanwhile.
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(ping_latency(&server) < Duration::from_millis(500));
+        }
+    }
+    assert_eq!(received.len(), one_reply.len() * REQUESTS);
+    assert!(received
+        .chunks(one_reply.len())
+        .all(|chunk| chunk == one_reply.as_slice()));
+}
+
+#[test]
+fn a_pipeline_longer_than_one_turn_budget_is_answered_whole() {
+    let server = Server::start(&[]);
+    let mut stream = server.raw();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    const COMMANDS: usize = 150_000;
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&b"PING\r\n".repeat(COMMANDS)).unwrap())
+    };
+    let expected = b"+PONG\r\n".len() * COMMANDS;
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while received < expected {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {received} of {expected} bytes");
+        received += n;
+    }
+    writer.join().unwrap();
+    assert_eq!(received, expected);
+}

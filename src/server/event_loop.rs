@@ -40,6 +40,11 @@ const READ_CHUNK: usize = 16 * 1024;
 const READ_BUFFER_KEEP_MAX: usize = 64 * 1024;
 /// Commands run for one connection per turn before others get served (fairness bound).
 const COMMANDS_PER_READ_MAX: usize = 100_000;
+/// Reply bytes one connection may produce per turn. Past this its remaining commands wait
+/// until the output is sent: a client that pipelines big replies and reads slowly is served at
+/// its reading speed (TCP pushes back on it), holds the keyspace lock only briefly, and costs
+/// at most this much output memory.
+const OUTPUT_PER_TURN_MAX: usize = 4 * 1024 * 1024;
 
 /// One connection.
 struct Conn {
@@ -60,6 +65,8 @@ struct Conn {
     closing: bool,
     /// When the output first went above the soft limit (unix ms).
     soft_limit_since: Option<u64>,
+    /// Input waits for the output to drain ([`OUTPUT_PER_TURN_MAX`]); no recv meanwhile.
+    input_paused: bool,
     peer_closed: bool,
 }
 
@@ -91,6 +98,8 @@ pub struct Core {
     blocked_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     /// When this core last returned freed memory to the OS (unix ms).
     last_memory_release_ms: u64,
+    /// Connections with whole commands left in their buffer after their per-turn budget.
+    resume: Vec<u32>,
 }
 
 /// Creates the listening sockets for `config.bind` and `port` with SO_REUSEPORT, so every
@@ -175,6 +184,7 @@ impl Core {
             next_cron_ms: 0,
             blocked_deadlines: BinaryHeap::new(),
             last_memory_release_ms: 0,
+            resume: Vec::new(),
         })
     }
 
@@ -188,6 +198,10 @@ impl Core {
         loop {
             self.refresh_config();
             self.drain_inbox();
+            for slot in std::mem::take(&mut self.resume) {
+                self.process_input(slot);
+                self.arm_recv(slot);
+            }
             self.flush_output();
             let signal = super::SIGNALLED.swap(0, Ordering::SeqCst);
             if signal != 0 {
@@ -213,8 +227,12 @@ impl Core {
             if let Some(Reverse((deadline, _))) = self.blocked_deadlines.peek() {
                 wake_at = wake_at.min(*deadline);
             }
-            let wait_ms = wake_at.saturating_sub(unix_time_ms()).max(1);
-            self.wait(wait_ms);
+            if self.resume.is_empty() {
+                let wait_ms = wake_at.saturating_sub(unix_time_ms()).max(1);
+                self.wait(wait_ms);
+            } else {
+                let _ = self.ring.submit();
+            }
             self.handle_completions();
         }
         self.close_all();
@@ -380,6 +398,7 @@ impl Core {
             client: ClientState::new(info, authenticated),
             closing: false,
             soft_limit_since: None,
+            input_paused: false,
             peer_closed: false,
         });
         self.arm_recv(slot);
@@ -415,7 +434,7 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
-        if conn.recv_in_flight || conn.closing || conn.peer_closed {
+        if conn.recv_in_flight || conn.closing || conn.peer_closed || conn.input_paused {
             return;
         }
         if conn.inbuf.capacity() - conn.inbuf.len() < READ_CHUNK / 4 {
@@ -483,11 +502,17 @@ impl Core {
         let mut arg_slices: Vec<&[u8]> = Vec::with_capacity(8);
         let mut close_reason: Option<String> = None;
         let mut grow_by = 0;
+        let mut budget_spent = false;
         loop {
-            if conn.client.blocked.is_some()
-                || conn.client.close_after_reply
-                || executed >= COMMANDS_PER_READ_MAX
-            {
+            if conn.client.blocked.is_some() || conn.client.close_after_reply {
+                break;
+            }
+            if executed >= COMMANDS_PER_READ_MAX {
+                budget_spent = true;
+                break;
+            }
+            if conn.out.len() >= OUTPUT_PER_TURN_MAX {
+                conn.input_paused = true;
                 break;
             }
             let pending = &conn.inbuf[conn.read_pos..];
@@ -597,9 +622,9 @@ impl Core {
             self.close(slot);
             return;
         }
-        if executed == COMMANDS_PER_READ_MAX {
+        if budget_spent {
             // More may be waiting in the buffer: come back next turn without a new recv.
-            self.shared.cores[self.id].wake();
+            self.resume.push(slot);
         }
         self.mark_dirty(slot);
     }
@@ -693,7 +718,14 @@ impl Core {
         if conn.sending.capacity() > READ_BUFFER_KEEP_MAX {
             conn.sending = Vec::new();
         }
-        conn.soft_limit_since = None;
+        if conn.input_paused && conn.out.is_empty() {
+            conn.input_paused = false;
+            self.process_input(slot);
+            self.arm_recv(slot);
+        }
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         if !conn.out.is_empty() || conn.client.close_after_reply {
             self.start_send(slot);
         }
