@@ -12,6 +12,7 @@ pub mod bstr;
 pub mod db;
 pub mod dense;
 pub mod digest;
+pub mod list;
 pub mod long_double;
 pub mod memory;
 pub mod value;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use bstr::Bstr;
+pub use list::List;
 pub use db::Db;
 pub use value::{Value, WRONGTYPE};
 
