@@ -141,7 +141,11 @@ impl List {
     /// # Panics
     /// If `index > len`, like `VecDeque::insert`.
     pub fn insert(&mut self, index: usize, value: Bstr) {
-        assert!(index <= self.len, "insertion index {index} beyond length {}", self.len);
+        assert!(
+            index <= self.len,
+            "insertion index {index} beyond length {}",
+            self.len
+        );
         if index == 0 {
             return self.push_front(value);
         }
@@ -176,7 +180,9 @@ impl List {
     /// two chunks (a merge with a neighbour when the chunk gets small).
     pub fn remove(&mut self, index: usize) -> Option<Bstr> {
         let (chunk, offset) = self.locate(index)?;
-        let value = self.chunks[chunk].remove(offset).expect("located in bounds");
+        let value = self.chunks[chunk]
+            .remove(offset)
+            .expect("located in bounds");
         self.len -= 1;
         if self.chunks[chunk].is_empty() {
             self.chunks.remove(chunk);
@@ -265,7 +271,11 @@ impl List {
             Bound::Excluded(&end) => end,
             Bound::Unbounded => self.len,
         };
-        assert!(start <= end && end <= self.len, "range {start}..{end} out of 0..{}", self.len);
+        assert!(
+            start <= end && end <= self.len,
+            "range {start}..{end} out of 0..{}",
+            self.len
+        );
         if start == end {
             return Iter {
                 front: vec_deque::Iter::default(),
@@ -305,7 +315,10 @@ impl List {
             );
             sum += chunk.len();
         }
-        assert_eq!(self.len, sum, "cached length differs from the sum of the chunks");
+        assert_eq!(
+            self.len, sum,
+            "cached length differs from the sum of the chunks"
+        );
     }
 
     /// Number of chunks (for tests and memory estimates).
@@ -585,9 +598,19 @@ mod tests {
     fn range_iterates_both_ways_within_and_across_chunks() {
         let list: List = (0..1000).map(element).collect();
         let model: VecDeque<Bstr> = (0..1000).map(element).collect();
-        for (start, end) in [(0, 0), (0, 1000), (5, 6), (100, 130), (120, 400), (999, 1000)] {
+        for (start, end) in [
+            (0, 0),
+            (0, 1000),
+            (5, 6),
+            (100, 130),
+            (120, 400),
+            (999, 1000),
+        ] {
             assert!(list.range(start..end).eq(model.range(start..end)));
-            assert!(list.range(start..end).rev().eq(model.range(start..end).rev()));
+            assert!(list
+                .range(start..end)
+                .rev()
+                .eq(model.range(start..end).rev()));
             assert_eq!(list.range(start..end).len(), end - start);
         }
         assert!(list.range(3..=3).eq(model.range(3..=3)));
@@ -665,7 +688,10 @@ mod tests {
                     let start = rng.gen_range(0..=model.len());
                     let end = rng.gen_range(start..=model.len());
                     assert!(list.range(start..end).eq(model.range(start..end)));
-                    assert!(list.range(start..end).rev().eq(model.range(start..end).rev()));
+                    assert!(list
+                        .range(start..end)
+                        .rev()
+                        .eq(model.range(start..end).rev()));
                     // Alternating ends meet in the middle without losing or repeating.
                     let mut from_list = list.range(start..end);
                     let mut from_model = model.range(start..end);

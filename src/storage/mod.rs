@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use bstr::Bstr;
-pub use list::List;
 pub use db::Db;
+pub use list::List;
 pub use value::{Value, WRONGTYPE};
 
 /// Default number of logical databases (`databases`).
