@@ -461,28 +461,53 @@ pub struct Iter<'a> {
     remaining: usize,
 }
 
+impl<'a> Iter<'a> {
+    /// `next` once `front` is exhausted: moves to the next whole chunk, or the back part.
+    fn next_from_next_chunk(&mut self) -> Option<&'a Bstr> {
+        if self.remaining == 0 {
+            return None;
+        }
+        for chunk in self.chunks.by_ref() {
+            self.front = chunk.iter();
+            if let Some(value) = self.front.next() {
+                self.remaining -= 1;
+                return Some(value);
+            }
+        }
+        let value = self.back.next().expect("remaining > 0");
+        self.remaining -= 1;
+        Some(value)
+    }
+
+    /// `next_back` once `back` is exhausted: the previous whole chunk, or the front part.
+    fn next_back_from_previous_chunk(&mut self) -> Option<&'a Bstr> {
+        if self.remaining == 0 {
+            return None;
+        }
+        while let Some(chunk) = self.chunks.next_back() {
+            self.back = chunk.iter();
+            if let Some(value) = self.back.next_back() {
+                self.remaining -= 1;
+                return Some(value);
+            }
+        }
+        let value = self.front.next_back().expect("remaining > 0");
+        self.remaining -= 1;
+        Some(value)
+    }
+}
+
 impl<'a> Iterator for Iter<'a> {
     type Item = &'a Bstr;
 
     #[inline]
     fn next(&mut self) -> Option<&'a Bstr> {
-        if self.remaining == 0 {
-            return None;
+        // Fast path: the current chunk has more; `front` is always within the range.
+        if let Some(value) = self.front.next() {
+            self.remaining -= 1;
+            return Some(value);
         }
-        loop {
-            if let Some(value) = self.front.next() {
-                self.remaining -= 1;
-                return Some(value);
-            }
-            match self.chunks.next() {
-                Some(chunk) => self.front = chunk.iter(),
-                None => {
-                    let value = self.back.next().expect("remaining > 0");
-                    self.remaining -= 1;
-                    return Some(value);
-                }
-            }
-        }
+        self.next_from_next_chunk()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -493,23 +518,11 @@ impl<'a> Iterator for Iter<'a> {
 impl DoubleEndedIterator for Iter<'_> {
     #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            return None;
+        if let Some(value) = self.back.next_back() {
+            self.remaining -= 1;
+            return Some(value);
         }
-        loop {
-            if let Some(value) = self.back.next_back() {
-                self.remaining -= 1;
-                return Some(value);
-            }
-            match self.chunks.next_back() {
-                Some(chunk) => self.back = chunk.iter(),
-                None => {
-                    let value = self.front.next_back().expect("remaining > 0");
-                    self.remaining -= 1;
-                    return Some(value);
-                }
-            }
-        }
+        self.next_back_from_previous_chunk()
     }
 }
 
