@@ -1,7 +1,7 @@
 //! List commands: pushes and pops at both ends, index and range access, LPOS, LMOVE, LMPOP,
 //! and the blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP).
 //!
-//! A list is a `VecDeque<Bstr>`; index 0 is the head ("left"). Redis never keeps an empty
+//! A list is a [`List`] (a deque stored in bounded chunks); index 0 is the head ("left"). Redis never keeps an empty
 //! list: every command that removes elements deletes the key once the list is empty, so a
 //! missing key and an empty list are the same thing to every reader.
 //!
@@ -13,7 +13,6 @@
 //!
 //! Replies, error strings and argument-parsing order follow Redis 7.0's `t_list.c`.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::flags::*;
@@ -22,7 +21,7 @@ use crate::protocol::Reply;
 use crate::server::shared::{Shared, Stats};
 use crate::spec;
 use crate::storage::blocking::{BlockOp, Waiter};
-use crate::storage::{Bstr, Store, Value, WRONGTYPE};
+use crate::storage::{Bstr, List, Store, Value, WRONGTYPE};
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec!(
@@ -193,8 +192,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         blmpop
     ),
 ];
-
-type List = VecDeque<Bstr>;
 
 // ---------------------------------------------------------------------------------------------
 // LOOKUPS AND SHARED HELPERS
@@ -513,9 +510,16 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     } else {
         len.min(maxlen as usize)
     };
+    // One iterator walked from the chosen end: indexing each position would walk chunks.
+    let mut elements = list.iter();
     for step in 0..scan_max {
         let position = if from_tail { len - 1 - step } else { step };
-        if list[position].as_bytes() != element {
+        let candidate = if from_tail {
+            elements.next_back()
+        } else {
+            elements.next()
+        };
+        if candidate.expect("step < len").as_bytes() != element {
             continue;
         }
         matches += 1;
@@ -609,8 +613,8 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (first, end) = if count < 0 {
         let mut seen = 0;
         let mut first = 0;
-        for position in (0..list.len()).rev() {
-            if list[position].as_bytes() == element {
+        for (position, candidate) in list.iter().enumerate().rev() {
+            if candidate.as_bytes() == element {
                 seen += 1;
                 if seen == limit {
                     first = position;
@@ -657,7 +661,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         None => (len, len),
     };
     list.truncate(keep_to);
-    list.drain(..keep_from);
+    list.remove_front(keep_from);
     let removed = len - list.len();
     ctx.db().remove_if_empty(key);
     if removed > 0 {

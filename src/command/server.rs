@@ -1809,7 +1809,10 @@ fn value_memory(value: &Value) -> usize {
     let element = |b: &Bstr| ELEMENT_OVERHEAD + if b.len() > 22 { b.len() } else { 0 };
     match value {
         Value::Str(s) => 16 + if s.len() > 22 { s.len() } else { 0 },
-        Value::List(list) => 32 + list.iter().map(element).sum::<usize>(),
+        Value::List(list) => {
+            // The list header, then one 32-byte deque header per chunk.
+            40 + 32 * list.chunk_count() + list.iter().map(element).sum::<usize>()
+        }
         Value::Set(set) => 64 + set.iter().map(element).sum::<usize>(),
         Value::Hash(hash) => {
             64 + hash

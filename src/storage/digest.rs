@@ -178,9 +178,8 @@ mod tests {
     //! Golden values were read from a real redis-server 7.0.15 (`DEBUG DIGEST`,
     //! `DEBUG DIGEST-VALUE`) after loading the same data with redis-cli.
 
-    use std::collections::VecDeque;
-
     use super::super::bstr::Bstr;
+    use super::super::list::List;
     use super::super::value::{Map, Set};
     use super::super::zset::ZSet;
     use super::*;
@@ -190,8 +189,8 @@ mod tests {
     }
 
     fn list(items: &[String]) -> Value {
-        let deque: VecDeque<Bstr> = items.iter().map(|i| Bstr::new(i.as_bytes())).collect();
-        Value::List(Box::new(deque))
+        let list: List = items.iter().map(|i| Bstr::new(i.as_bytes())).collect();
+        Value::List(Box::new(list))
     }
 
     fn hash(pairs: &[(String, String)]) -> Value {

@@ -22,6 +22,7 @@ pub mod bstr;
 pub mod db;
 pub mod dense;
 pub mod digest;
+pub mod list;
 pub mod long_double;
 pub mod memory;
 pub mod value;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 
 pub use bstr::Bstr;
 pub use db::Db;
+pub use list::List;
 pub use value::{Value, WRONGTYPE};
 
 /// Default number of logical databases (`databases`).

@@ -3,9 +3,8 @@
 //! Containers are boxed so a [`Value`] stays 24 bytes, the size of its most common variant,
 //! a short string kept inline; that keeps the keyspace's entry array dense.
 
-use std::collections::VecDeque;
-
 use super::bstr::Bstr;
+use super::list::List;
 use super::zset::ZSet;
 
 /// Hasher used by every hash table in the keyspace: fast, and seeded per process so clients
@@ -22,8 +21,8 @@ pub type Set<K> = indexmap::IndexSet<K, Hasher>;
 pub enum Value {
     /// A string (also integers and floats, which Redis stores as strings).
     Str(Bstr),
-    /// A list: O(1) push and pop at both ends.
-    List(Box<VecDeque<Bstr>>),
+    /// A list: O(1) push and pop at both ends, stored in bounded chunks (see [`List`]).
+    List(Box<List>),
     /// A hash of fields to values.
     Hash(Box<Map<Bstr, Bstr>>),
     /// A set of unique members.
