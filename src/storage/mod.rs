@@ -10,7 +10,8 @@
 //! # Pieces
 //! - [`db`]: one database — the key table ([`dense::DenseMap`], built for memory per key),
 //!   the expiry table, lazy and active expiry, SCAN cursors.
-//! - [`value`], [`bstr`], [`zset`]: the values (five types, short strings inline).
+//! - [`value`], [`bstr`], [`list`], [`zset`]: the values (five types, short strings inline,
+//!   lists in chunks so growth never copies more than one chunk).
 //! - [`blocking`]: clients blocked on keys, served first come first served.
 //! - [`memory`]: the counting global allocator behind `used_memory` and `maxmemory`.
 //! - [`digest`]: `DEBUG DIGEST`, bit-identical to Redis 7.0's.
