@@ -140,7 +140,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         rpoplpush
     ),
     // LMPOP and BLMPOP have movable keys (numkeys); Redis shows 0 0 0 for them too.
-    spec!("lmpop", -4, WRITE, 0, 0, 0, "@write @list @slow", lmpop),
+    spec!(
+        "lmpop",
+        -4,
+        WRITE | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "@write @list @slow",
+        lmpop
+    ),
     spec!(
         "blpop",
         -3,
@@ -184,7 +193,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "blmpop",
         -5,
-        WRITE | BLOCKING,
+        WRITE | BLOCKING | MOVABLEKEYS,
         0,
         0,
         0,

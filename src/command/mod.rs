@@ -52,6 +52,8 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 14;
     /// Allowed while a RESP2 client is in subscribed mode.
     pub const PUBSUB_CONTEXT: u32 = 1 << 15;
+    /// Keys are found by parsing the arguments (numkeys), not by first/last/step.
+    pub const MOVABLEKEYS: u32 = 1 << 16;
 
     /// Names in COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -70,6 +72,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MAY_REPLICATE, "may_replicate"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 

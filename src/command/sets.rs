@@ -102,7 +102,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "sintercard",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         0,
         0,
         0,

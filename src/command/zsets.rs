@@ -246,7 +246,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zmpop",
         -4,
-        WRITE,
+        WRITE | MOVABLEKEYS,
         0,
         0,
         0,
@@ -276,7 +276,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zunionstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         1,
         1,
         1,
@@ -286,7 +286,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zinterstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         1,
         1,
         1,
@@ -296,7 +296,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zdiffstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         1,
         1,
         1,
@@ -306,7 +306,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zunion",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         0,
         0,
         0,
@@ -316,7 +316,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zinter",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         0,
         0,
         0,
@@ -326,7 +326,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zdiff",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         0,
         0,
         0,
@@ -336,7 +336,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "zintercard",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         0,
         0,
         0,
@@ -366,7 +366,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!(
         "bzmpop",
         -5,
-        WRITE | BLOCKING,
+        WRITE | BLOCKING | MOVABLEKEYS,
         0,
         0,
         0,
