@@ -6,6 +6,8 @@
 #   perf/compare.sh                 # full run (a few minutes)
 #   REQUESTS=100000 perf/compare.sh # quicker
 #   THREADS="1 2" perf/compare.sh   # ringkv with 1 and with 2 event loops
+#   PIN=yes THREADS=1 perf/compare.sh # servers on CPU 0, redis-benchmark on CPU 1: the
+#                                     # steadiest one-loop comparison on a 2-core machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,9 @@ TESTS="${TESTS:-PING_INLINE,PING_MBULK,SET,GET,INCR,LPUSH,RPUSH,LPOP,RPOP,SADD,H
 THREADS="${THREADS:-$(nproc)}"
 PIPELINES="${PIPELINES:-1 16}"
 KEYS_FOR_MEMORY="${KEYS_FOR_MEMORY:-1000000}"
+PIN="${PIN:-no}"
+SERVER_CPU=(); CLIENT_CPU=()
+if [ "$PIN" = yes ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
 
 for program in redis-server redis-benchmark redis-cli; do
   command -v "$program" >/dev/null || { echo "$program missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
@@ -30,13 +35,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_ready() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
 start() { # name binary extra-args...
   local port; port=$(free_port)
-  "$2" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" "${@:3}" >"$work/$1.log" 2>&1 &
+  "${SERVER_CPU[@]}" "$2" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" "${@:3}" >"$work/$1.log" 2>&1 &
   pids+=($!); wait_ready "$port"; echo "$port $!"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # bench PORT PIPELINE -> CSV lines "test",rps,avg,min,p50,p95,p99,max
-bench() { redis-benchmark -p "$1" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -t "$TESTS" --csv 2>/dev/null | tail -n +2 | tr -d '"'; }
+bench() { "${CLIENT_CPU[@]}" redis-benchmark -p "$1" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -t "$TESTS" --csv 2>/dev/null | tail -n +2 | tr -d '"'; }
 
 printf '\n%-12s %3s %4s %12s %12s %6s %9s %9s %9s %9s\n' test P loops redis/s ringkv/s ratio r.p50ms k.p50ms r.p99ms k.p99ms
 for threads in $THREADS; do

@@ -72,7 +72,13 @@ impl Reply {
 
     #[inline]
     pub fn bulk(&mut self, data: &[u8]) {
-        self.header(b'$', data.len() as i64);
+        let mut length = itoa::Buffer::new();
+        let length = length.format(data.len());
+        // One capacity check for the whole frame: `$<len>\r\n<data>\r\n`.
+        self.buf.reserve(length.len() + data.len() + 5);
+        self.buf.push(b'$');
+        self.buf.extend_from_slice(length.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
         self.buf.extend_from_slice(data);
         self.buf.extend_from_slice(b"\r\n");
     }
