@@ -1,15 +1,22 @@
-//! [`DenseMap`]: the key table of a database, built for memory per key.
+//! [`DenseMap`]: the key table of a database, built for memory per key and for latency at
+//! tens of millions of keys.
 //!
-//! Entries live in one dense vector (`(key, value)`, 48 bytes each) grown by a quarter at a
-//! time, not doubled; a hash index maps each key's hash to its position. The index stores a
-//! 32-bit hash beside the 32-bit position (9 bytes a slot with hashbrown's control byte), so
-//! growing it never touches the keys. Compared with `IndexMap` (which stores a 64-bit hash in
-//! every entry, a 64-bit position in every slot, and lets the entry vector follow the index's
-//! capacity) this saves 30–50 bytes per key at a million keys — the difference between using
-//! more and less memory per key than Redis.
+//! Entries (`(key, value)`, 48 bytes each) live at dense positions `0..len` in a segmented
+//! vector: the first segment grows like a `Vec` up to [`ENTRY_SEGMENT_LEN`] entries, every
+//! later one is allocated at exactly that size. Growing never copies more than one segment
+//! (3 MiB), where a single `Vec` would copy the whole table (350 MB at 7M keys, a pause of a
+//! few hundred milliseconds), and there is no doubling slack beyond the last segment.
 //!
-//! Positions are dense `0..len`, which SCAN cursors and random sampling rely on. Removal moves
-//! the last entry into the hole (`swap_remove`), exactly like `IndexMap::swap_remove`.
+//! The hash index maps a key's 32-bit hash to its position. It is split into
+//! [`INDEX_SEGMENTS`] independent hash tables chosen by the hash's top byte, each storing
+//! `(position, hash)` (9 bytes a slot with hashbrown's control byte): a table that fills up
+//! rehashes only its 1/256 of the keys, from the stored hashes, never touching the keys —
+//! Redis avoids the same pause with incremental rehashing. Compared with `IndexMap` (a 64-bit
+//! hash in every entry, a 64-bit position in every slot, an entry vector that follows the
+//! index's capacity) this saves 30–50 bytes per key at a million keys.
+//!
+//! Positions are dense, which SCAN cursors and random sampling rely on. Removal moves the last
+//! entry into the hole (`swap_remove`), exactly like `IndexMap::swap_remove`.
 
 use std::hash::BuildHasher;
 
@@ -18,23 +25,29 @@ use hashbrown::HashTable;
 use super::bstr::Bstr;
 use super::value::Hasher;
 
-/// Entries are added this fraction of the current length at a time (plus a minimum).
-const GROWTH_DIVISOR: usize = 4;
-const GROWTH_MIN: usize = 16;
+/// Entries per segment of the entry vector (2^16: 3 MiB of 48-byte entries).
+pub const ENTRY_SEGMENT_LEN: usize = 1 << ENTRY_SEGMENT_BITS;
+const ENTRY_SEGMENT_BITS: u32 = 16;
+/// Independent hash tables of the index, chosen by the top byte of the hash.
+pub const INDEX_SEGMENTS: usize = 256;
 
 /// An insertion-ordered map from [`Bstr`] keys, dense positions, O(1) operations.
 pub struct DenseMap<V> {
-    entries: Vec<(Bstr, V)>,
-    /// (position in `entries`, 32-bit hash of its key).
-    index: HashTable<(u32, u32)>,
+    /// Every segment but the last holds exactly `ENTRY_SEGMENT_LEN` entries.
+    segments: Vec<Vec<(Bstr, V)>>,
+    len: usize,
+    /// (position, 32-bit hash of its key), split by the hash's top byte. Allocated on the
+    /// first insert, so an empty database costs no index memory.
+    index: Vec<HashTable<(u32, u32)>>,
     hasher: Hasher,
 }
 
 impl<V> Default for DenseMap<V> {
     fn default() -> Self {
         DenseMap {
-            entries: Vec::new(),
-            index: HashTable::new(),
+            segments: Vec::new(),
+            len: 0,
+            index: Vec::new(),
             hasher: Hasher::default(),
         }
     }
@@ -42,17 +55,29 @@ impl<V> Default for DenseMap<V> {
 
 impl<V: std::fmt::Debug> std::fmt::Debug for DenseMap<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
-/// The full 64-bit hash hashbrown sees, made from the 32 bits we store (top bits pick the
-/// control byte, low bits the bucket: both present in a doubled 32-bit value).
+/// The 64-bit hash hashbrown sees inside one index table, made from the 32 bits we store. The
+/// top byte picked the table, so it must not also be the control byte (which comes from the
+/// top 7 bits): rotate the next byte up there; bucket positions use the low bits.
 #[inline]
 fn widen(hash32: u32) -> u64 {
-    ((hash32 as u64) << 32) | hash32 as u64
+    ((hash32.rotate_left(8) as u64) << 32) | hash32 as u64
+}
+
+#[inline]
+fn table_of(hash32: u32) -> usize {
+    (hash32 >> 24) as usize
+}
+
+#[inline]
+fn split(position: usize) -> (usize, usize) {
+    (
+        position >> ENTRY_SEGMENT_BITS,
+        position & (ENTRY_SEGMENT_LEN - 1),
+    )
 }
 
 impl<V> DenseMap<V> {
@@ -63,38 +88,52 @@ impl<V> DenseMap<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    /// Entries the vector can hold without growing.
+    /// Entries the segments can hold without allocating.
     pub fn capacity(&self) -> usize {
-        self.entries.capacity()
+        self.segments.iter().map(Vec::capacity).sum()
+    }
+
+    #[inline]
+    fn entry(&self, position: usize) -> &(Bstr, V) {
+        let (segment, offset) = split(position);
+        &self.segments[segment][offset]
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, position: usize) -> &mut (Bstr, V) {
+        let (segment, offset) = split(position);
+        &mut self.segments[segment][offset]
     }
 
     #[inline]
     fn position(&self, key: &[u8]) -> Option<usize> {
+        if self.index.is_empty() {
+            return None;
+        }
         let hash = self.hash(key);
-        let entries = &self.entries;
-        self.index
+        self.index[table_of(hash)]
             .find(widen(hash), |&(position, stored)| {
-                stored == hash && entries[position as usize].0.as_bytes() == key
+                stored == hash && self.entry(position as usize).0.as_bytes() == key
             })
             .map(|&(position, _)| position as usize)
     }
 
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        self.position(key).map(|p| &self.entries[p].1)
+        self.position(key).map(|p| &self.entry(p).1)
     }
 
     #[inline]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let position = self.position(key)?;
-        Some(&mut self.entries[position].1)
+        Some(&mut self.entry_mut(position).1)
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
@@ -104,45 +143,68 @@ impl<V> DenseMap<V> {
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: Bstr, value: V) -> Option<V> {
         if let Some(position) = self.position(&key) {
-            return Some(std::mem::replace(&mut self.entries[position].1, value));
+            return Some(std::mem::replace(&mut self.entry_mut(position).1, value));
         }
-        assert!(self.entries.len() < u32::MAX as usize, "key table full");
-        if self.entries.len() == self.entries.capacity() {
-            let more = (self.entries.len() / GROWTH_DIVISOR).max(GROWTH_MIN);
-            self.entries.reserve_exact(more);
+        assert!(self.len < u32::MAX as usize, "key table full");
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
         }
         let hash = self.hash(&key);
-        let position = self.entries.len() as u32;
-        self.index
-            .insert_unique(widen(hash), (position, hash), |&(_, stored)| widen(stored));
-        self.entries.push((key, value));
+        let position = self.len;
+        self.index[table_of(hash)].insert_unique(
+            widen(hash),
+            (position as u32, hash),
+            |&(_, stored)| widen(stored),
+        );
+        let (segment, _) = split(position);
+        if segment == self.segments.len() {
+            // A new segment: exactly one segment's size (the first one grows like a Vec).
+            let capacity = if segment == 0 { 0 } else { ENTRY_SEGMENT_LEN };
+            self.segments.push(Vec::with_capacity(capacity));
+        }
+        self.segments[segment].push((key, value));
+        self.len += 1;
         None
     }
 
     /// Removes `key`, moving the last entry into its position.
     pub fn swap_remove_entry(&mut self, key: &[u8]) -> Option<(Bstr, V)> {
+        if self.index.is_empty() {
+            return None;
+        }
         let hash = self.hash(key);
-        let entries = &self.entries;
-        let found = self
-            .index
+        let segments = &self.segments;
+        let found = self.index[table_of(hash)]
             .find_entry(widen(hash), |&(position, stored)| {
-                stored == hash && entries[position as usize].0.as_bytes() == key
+                let (segment, offset) = split(position as usize);
+                stored == hash && segments[segment][offset].0.as_bytes() == key
             })
             .ok()?;
         let ((position, _), _) = found.remove();
         let position = position as usize;
-        let last = self.entries.len() - 1;
+        let last = self.len - 1;
         if position != last {
             // The entry at `last` moves to `position`: repoint its index slot.
-            let moved_hash = self.hash(&self.entries[last].0);
-            let slot = self
-                .index
+            let moved_hash = self.hash(&self.entry(last).0);
+            let slot = self.index[table_of(moved_hash)]
                 .find_mut(widen(moved_hash), |&(p, _)| p as usize == last)
                 .expect("every entry has an index slot");
             slot.0 = position as u32;
         }
-        let removed = self.entries.swap_remove(position);
-        self.shrink_if_sparse();
+        let (last_segment, _) = split(last);
+        let moved = self.segments[last_segment]
+            .pop()
+            .expect("last entry exists");
+        let removed = if position == last {
+            moved
+        } else {
+            std::mem::replace(self.entry_mut(position), moved)
+        };
+        self.len -= 1;
+        if self.segments[last_segment].is_empty() && last_segment > 0 {
+            self.segments.pop();
+        }
+        self.shrink_if_sparse(table_of(hash));
         Some(removed)
     }
 
@@ -150,36 +212,60 @@ impl<V> DenseMap<V> {
         self.swap_remove_entry(key).map(|(_, v)| v)
     }
 
-    /// Gives memory back after mass deletions (a quarter full or less).
-    fn shrink_if_sparse(&mut self) {
-        let len = self.entries.len();
-        if self.entries.capacity() > 1024 && len < self.entries.capacity() / 4 {
-            self.entries.shrink_to(len + len / GROWTH_DIVISOR);
-            self.index.shrink_to(len, |&(_, stored)| widen(stored));
+    /// Gives memory back after mass deletions: the first segment's spare room, and an index
+    /// table (the one just changed) a quarter full or less.
+    fn shrink_if_sparse(&mut self, table: usize) {
+        if self.len == 0 {
+            self.clear();
+            return;
+        }
+        let slots = &mut self.index[table];
+        if slots.capacity() > 64 && slots.len() < slots.capacity() / 4 {
+            slots.shrink_to(slots.len(), |&(_, stored)| widen(stored));
+        }
+        if let Some(first) = self.segments.first_mut() {
+            if first.capacity() > 1024 && first.len() < first.capacity() / 4 {
+                first.shrink_to(first.len() + first.len() / 4);
+            }
         }
     }
 
     /// The entry at dense position `position`.
     #[inline]
     pub fn get_index(&self, position: usize) -> Option<(&Bstr, &V)> {
-        self.entries.get(position).map(|(k, v)| (k, v))
+        if position >= self.len {
+            return None;
+        }
+        let (key, value) = self.entry(position);
+        Some((key, value))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Bstr, &V)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        self.segments.iter().flatten().map(|(k, v)| (k, v))
     }
 
     pub fn clear(&mut self) {
-        self.entries = Vec::new();
-        self.index = HashTable::new();
+        self.segments = Vec::new();
+        self.index = Vec::new();
+        self.len = 0;
     }
 
     /// Checks that index and entries agree (tests and debug assertions).
     pub fn check_invariants(&self) {
-        assert_eq!(self.index.len(), self.entries.len());
-        for &(position, hash) in self.index.iter() {
-            let (key, _) = &self.entries[position as usize];
-            assert_eq!(self.hash(key), hash, "stale hash for {key:?}");
+        assert_eq!(self.segments.iter().map(Vec::len).sum::<usize>(), self.len);
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i + 1 < self.segments.len() {
+                assert_eq!(segment.len(), ENTRY_SEGMENT_LEN, "segment {i} not full");
+            }
+        }
+        let indexed: usize = self.index.iter().map(HashTable::len).sum();
+        assert_eq!(indexed, self.len);
+        for (table, slots) in self.index.iter().enumerate() {
+            for &(position, hash) in slots.iter() {
+                assert_eq!(table_of(hash), table, "slot in the wrong table");
+                let (key, _) = self.entry(position as usize);
+                assert_eq!(self.hash(key), hash, "stale hash for {key:?}");
+            }
         }
     }
 }
@@ -230,16 +316,28 @@ mod tests {
     }
 
     #[test]
-    fn grows_by_a_quarter_not_double() {
+    fn grows_by_whole_segments_without_slack() {
         let mut map = DenseMap::default();
-        for i in 0..100_000 {
+        let count = 3 * ENTRY_SEGMENT_LEN + 10;
+        for i in 0..count {
             map.insert(Bstr::from(format!("k{i}").as_str()), ());
         }
         assert!(
-            map.capacity() <= 100_000 + 100_000 / 4 + GROWTH_MIN,
+            map.capacity() <= 4 * ENTRY_SEGMENT_LEN,
             "capacity {}",
             map.capacity()
         );
+        for i in (0..count).step_by(7) {
+            assert!(map.contains_key(format!("k{i}").as_bytes()));
+        }
+        map.check_invariants();
+        // Remove across segment boundaries until one segment is left.
+        for i in 0..count - 100 {
+            map.swap_remove(format!("k{i}").as_bytes());
+        }
+        assert_eq!(map.len(), 100);
+        assert_eq!(map.segments.len(), 1);
+        map.check_invariants();
     }
 
     #[test]
