@@ -4,10 +4,10 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::BufReader;
 
 use redis::Value;
+use support::resp::compact_command;
 use support::Server;
 
 fn query(con: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
@@ -43,45 +43,6 @@ fn error(con: &mut redis::Connection, args: &[&str]) -> String {
         Err(e) => e,
         Ok(v) => panic!("{args:?} succeeded: {v:?}"),
     }
-}
-
-/// Reads one RESP2/RESP3 reply from `reader` and renders it as compact text, e.g. `~2[$a,$b]`.
-fn read_reply(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("reply line");
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(1);
-    match kind {
-        "+" | "-" | ":" | "," | "#" | "_" => line.to_string(),
-        "$" => {
-            let len: i64 = rest.parse().unwrap();
-            if len < 0 {
-                return "$-1".into();
-            }
-            let mut data = vec![0u8; len as usize + 2];
-            reader.read_exact(&mut data).unwrap();
-            format!("${}", String::from_utf8_lossy(&data[..len as usize]))
-        }
-        "*" | "~" | "%" | ">" => {
-            let n: i64 = rest.parse().unwrap();
-            if n < 0 {
-                return format!("{kind}-1");
-            }
-            let items = if kind == "%" { 2 * n } else { n };
-            let parts: Vec<String> = (0..items).map(|_| read_reply(reader)).collect();
-            format!("{kind}{n}[{}]", parts.join(","))
-        }
-        other => panic!("unexpected reply type {other:?} in {line:?}"),
-    }
-}
-
-fn raw_command(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, args: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    stream.write_all(request.as_bytes()).unwrap();
-    read_reply(reader)
 }
 
 #[test]
@@ -359,41 +320,41 @@ fn resp3_clients_get_maps_and_pairs_for_hash_replies() {
     let mut stream = server.raw();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     // Needs HELLO (connection commands); fails until that family is merged.
-    let hello = raw_command(&mut stream, &mut reader, &["HELLO", "3"]);
+    let hello = compact_command(&mut stream, &mut reader, &["HELLO", "3"]);
     assert!(hello.starts_with('%'), "HELLO 3 replied {hello}");
-    raw_command(&mut stream, &mut reader, &["HSET", "h", "a", "1", "b", "2"]);
+    compact_command(&mut stream, &mut reader, &["HSET", "h", "a", "1", "b", "2"]);
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HGETALL", "h"]),
+        compact_command(&mut stream, &mut reader, &["HGETALL", "h"]),
         "%2[$a,$1,$b,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HGETALL", "nope"]),
+        compact_command(&mut stream, &mut reader, &["HGETALL", "nope"]),
         "%0[]"
     );
     assert_eq!(
-        raw_command(
+        compact_command(
             &mut stream,
             &mut reader,
             &["HRANDFIELD", "h", "5", "WITHVALUES"]
         ),
         "*2[*2[$a,$1],*2[$b,$2]]"
     );
-    let one = raw_command(
+    let one = compact_command(
         &mut stream,
         &mut reader,
         &["HRANDFIELD", "h", "-1", "WITHVALUES"],
     );
     assert!(one == "*1[*2[$a,$1]]" || one == "*1[*2[$b,$2]]", "{one}");
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HRANDFIELD", "nope"]),
+        compact_command(&mut stream, &mut reader, &["HRANDFIELD", "nope"]),
         "_"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HGET", "h", "x"]),
+        compact_command(&mut stream, &mut reader, &["HGET", "h", "x"]),
         "_"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HSCAN", "h", "0"]),
+        compact_command(&mut stream, &mut reader, &["HSCAN", "h", "0"]),
         "*2[$0,*4[$a,$1,$b,$2]]"
     );
 }
@@ -403,13 +364,13 @@ fn resp2_clients_get_flat_arrays_for_hash_replies() {
     let server = Server::start(&[]);
     let mut stream = server.raw();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    raw_command(&mut stream, &mut reader, &["HSET", "h", "a", "1", "b", "2"]);
+    compact_command(&mut stream, &mut reader, &["HSET", "h", "a", "1", "b", "2"]);
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HGETALL", "h"]),
+        compact_command(&mut stream, &mut reader, &["HGETALL", "h"]),
         "*4[$a,$1,$b,$2]"
     );
     assert_eq!(
-        raw_command(
+        compact_command(
             &mut stream,
             &mut reader,
             &["HRANDFIELD", "h", "5", "WITHVALUES"]
@@ -417,7 +378,7 @@ fn resp2_clients_get_flat_arrays_for_hash_replies() {
         "*4[$a,$1,$b,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["HGET", "h", "x"]),
+        compact_command(&mut stream, &mut reader, &["HGET", "h", "x"]),
         "$-1"
     );
 }

@@ -4,10 +4,10 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::BufReader;
 
 use redis::Value;
+use support::resp::compact_command;
 use support::Server;
 
 fn query(con: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
@@ -391,84 +391,45 @@ fn sscan_visits_every_member_of_a_large_set() {
     );
 }
 
-/// Reads one RESP2/RESP3 reply from `reader` and renders it as compact text, e.g. `~2[$a,$b]`.
-fn read_reply(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("reply line");
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(1);
-    match kind {
-        "+" | "-" | ":" | "," | "#" | "_" => line.to_string(),
-        "$" => {
-            let len: i64 = rest.parse().unwrap();
-            if len < 0 {
-                return "$-1".into();
-            }
-            let mut data = vec![0u8; len as usize + 2];
-            reader.read_exact(&mut data).unwrap();
-            format!("${}", String::from_utf8_lossy(&data[..len as usize]))
-        }
-        "*" | "~" | "%" | ">" => {
-            let n: i64 = rest.parse().unwrap();
-            if n < 0 {
-                return format!("{kind}-1");
-            }
-            let items = if kind == "%" { 2 * n } else { n };
-            let parts: Vec<String> = (0..items).map(|_| read_reply(reader)).collect();
-            format!("{kind}{n}[{}]", parts.join(","))
-        }
-        other => panic!("unexpected reply type {other:?} in {line:?}"),
-    }
-}
-
-fn raw_command(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, args: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    stream.write_all(request.as_bytes()).unwrap();
-    read_reply(reader)
-}
-
 #[test]
 fn resp3_clients_get_sets_for_set_replies() {
     let server = Server::start(&[]);
     let mut stream = server.raw();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     // Needs HELLO (connection commands); fails until that family is merged.
-    let hello = raw_command(&mut stream, &mut reader, &["HELLO", "3"]);
+    let hello = compact_command(&mut stream, &mut reader, &["HELLO", "3"]);
     assert!(hello.starts_with('%'), "HELLO 3 replied {hello}");
-    raw_command(&mut stream, &mut reader, &["SADD", "s", "1", "2"]);
+    compact_command(&mut stream, &mut reader, &["SADD", "s", "1", "2"]);
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SMEMBERS", "s"]),
+        compact_command(&mut stream, &mut reader, &["SMEMBERS", "s"]),
         "~2[$1,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SMEMBERS", "nope"]),
+        compact_command(&mut stream, &mut reader, &["SMEMBERS", "nope"]),
         "~0[]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SINTER", "s", "s"]),
+        compact_command(&mut stream, &mut reader, &["SINTER", "s", "s"]),
         "~2[$1,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SUNION", "s"]),
+        compact_command(&mut stream, &mut reader, &["SUNION", "s"]),
         "~2[$1,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SPOP", "nope", "1"]),
+        compact_command(&mut stream, &mut reader, &["SPOP", "nope", "1"]),
         "~0[]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SPOP", "nope"]),
+        compact_command(&mut stream, &mut reader, &["SPOP", "nope"]),
         "_"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SRANDMEMBER", "s", "5"]),
+        compact_command(&mut stream, &mut reader, &["SRANDMEMBER", "s", "5"]),
         "*2[$1,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SPOP", "s", "5"]),
+        compact_command(&mut stream, &mut reader, &["SPOP", "s", "5"]),
         "~2[$1,$2]"
     );
 }
@@ -478,17 +439,17 @@ fn resp2_clients_get_arrays_for_set_replies() {
     let server = Server::start(&[]);
     let mut stream = server.raw();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    raw_command(&mut stream, &mut reader, &["SADD", "s", "1", "2"]);
+    compact_command(&mut stream, &mut reader, &["SADD", "s", "1", "2"]);
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SMEMBERS", "s"]),
+        compact_command(&mut stream, &mut reader, &["SMEMBERS", "s"]),
         "*2[$1,$2]"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SPOP", "nope"]),
+        compact_command(&mut stream, &mut reader, &["SPOP", "nope"]),
         "$-1"
     );
     assert_eq!(
-        raw_command(&mut stream, &mut reader, &["SPOP", "nope", "2"]),
+        compact_command(&mut stream, &mut reader, &["SPOP", "nope", "2"]),
         "*0[]"
     );
 }

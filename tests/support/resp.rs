@@ -137,3 +137,46 @@ pub fn error(value: &Value) -> String {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// Reads one RESP2/RESP3 reply from `reader` and renders it as compact text, e.g. `~2[$a,$b]`.
+pub fn read_compact(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reply line");
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" | "-" | ":" | "," | "#" | "_" => line.to_string(),
+        "$" => {
+            let len: i64 = rest.parse().unwrap();
+            if len < 0 {
+                return "$-1".into();
+            }
+            let mut data = vec![0u8; len as usize + 2];
+            reader.read_exact(&mut data).unwrap();
+            format!("${}", String::from_utf8_lossy(&data[..len as usize]))
+        }
+        "*" | "~" | "%" | ">" => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return format!("{kind}-1");
+            }
+            let items = if kind == "%" { 2 * n } else { n };
+            let parts: Vec<String> = (0..items).map(|_| read_compact(reader)).collect();
+            format!("{kind}{n}[{}]", parts.join(","))
+        }
+        other => panic!("unexpected reply type {other:?} in {line:?}"),
+    }
+}
+
+pub fn compact_command(
+    stream: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    args: &[&str],
+) -> String {
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).unwrap();
+    read_compact(reader)
+}
