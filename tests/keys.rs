@@ -6,15 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use support::Server;
-
-fn run(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command.query(con)
-}
+use support::{run, Server};
 
 fn int(con: &mut redis::Connection, args: &[&str]) -> i64 {
     match run(con, args).unwrap() {
@@ -253,13 +245,32 @@ fn keyspace_commands_reply_exactly_like_redis() {
         &["RANDOMKEY"],
         &["DEL", "a", "b"],
     ];
-    for command in script {
-        let expected = run(&mut theirs, command);
-        let got = run(&mut ours, command);
-        match (&expected, &got) {
-            (Ok(e), Ok(g)) => assert_eq!(g, e, "{command:?}"),
-            (Err(e), Err(g)) => assert_eq!(g.to_string(), e.to_string(), "{command:?}"),
-            _ => panic!("{command:?}: redis {expected:?}, ringkv {got:?}"),
-        }
-    }
+    support::assert_same_replies(&mut ours, &mut theirs, script);
+}
+
+#[test]
+fn object_encoding_matches_redis_7_0_for_every_type() {
+    let ringkv = Server::start(&[]);
+    let redis = Server::start_redis(&[]);
+    let mut ours = ringkv.client();
+    let mut theirs = redis.client();
+    let script: &[&[&str]] = &[
+        &["SET", "int", "12345"],
+        &["SET", "short", "hello"],
+        &["SET", "long", &"x".repeat(60)],
+        &["RPUSH", "list", "a", "b"],
+        &["HSET", "hash", "f", "v"],
+        &["SADD", "ints", "1", "2", "3"],
+        &["SADD", "strings", "a", "b"],
+        &["ZADD", "zset", "1", "a"],
+        &["OBJECT", "ENCODING", "int"],
+        &["OBJECT", "ENCODING", "short"],
+        &["OBJECT", "ENCODING", "long"],
+        &["OBJECT", "ENCODING", "list"],
+        &["OBJECT", "ENCODING", "hash"],
+        &["OBJECT", "ENCODING", "ints"],
+        &["OBJECT", "ENCODING", "strings"],
+        &["OBJECT", "ENCODING", "zset"],
+    ];
+    support::assert_same_replies(&mut ours, &mut theirs, script);
 }

@@ -5,15 +5,7 @@ mod support;
 use std::time::Duration;
 
 use redis::Value;
-use support::Server;
-
-fn run(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command.query(con)
-}
+use support::{run, Server};
 
 fn error_text(result: redis::RedisResult<Value>) -> String {
     let error = result.expect_err("expected an error reply");
@@ -248,13 +240,5 @@ fn string_commands_reply_exactly_like_redis() {
         &["SET"],
         &["GET", "a", "b"],
     ];
-    for command in script {
-        let expected = run(&mut theirs, command);
-        let got = run(&mut ours, command);
-        match (&expected, &got) {
-            (Ok(e), Ok(g)) => assert_eq!(g, e, "{command:?}"),
-            (Err(e), Err(g)) => assert_eq!(g.to_string(), e.to_string(), "{command:?}"),
-            _ => panic!("{command:?}: redis {expected:?}, ringkv {got:?}"),
-        }
-    }
+    support::assert_same_replies(&mut ours, &mut theirs, script);
 }

@@ -1588,44 +1588,13 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let Some(value) = db.peek(key) else {
         return Err(CmdError::NO_SUCH_KEY);
     };
-    let (encoding, length) = match value {
-        Value::Str(s) => {
-            let encoding = if s.len() <= 20
-                && std::str::from_utf8(s).is_ok_and(|t| t.parse::<i64>().is_ok())
-            {
-                "int"
-            } else if s.len() <= 44 {
-                "embstr"
-            } else {
-                "raw"
-            };
-            (encoding, s.len())
-        }
-        Value::List(list) => ("quicklist", list.len()),
-        Value::Hash(hash) => (
-            if hash.len() <= 128 {
-                "listpack"
-            } else {
-                "hashtable"
-            },
-            hash.len(),
-        ),
-        Value::Set(set) => (
-            if set.len() <= 128 {
-                "listpack"
-            } else {
-                "hashtable"
-            },
-            set.len(),
-        ),
-        Value::ZSet(zset) => (
-            if zset.len() <= 128 {
-                "listpack"
-            } else {
-                "skiplist"
-            },
-            zset.len(),
-        ),
+    let encoding = value.encoding_name();
+    let length = match value {
+        Value::Str(s) => s.len(),
+        Value::List(list) => list.len(),
+        Value::Hash(hash) => hash.len(),
+        Value::Set(set) => set.len(),
+        Value::ZSet(zset) => zset.len(),
     };
     let line = format!(
         "Value at:{:p} refcount:1 encoding:{encoding} serializedlength:{} lru:{} lru_seconds_idle:0",

@@ -89,13 +89,8 @@ impl Value {
                     "raw"
                 }
             }
-            Value::List(l) => {
-                if l.len() <= LISTPACK_ENTRIES_MAX && l.iter().all(|e| e.len() <= 8192) {
-                    "listpack"
-                } else {
-                    "quicklist"
-                }
-            }
+            // Redis 7.0 always reports quicklist (listpack-encoded lists arrived in 7.2).
+            Value::List(_) => "quicklist",
             Value::Hash(h) => {
                 if h.len() <= LISTPACK_ENTRIES_MAX
                     && h.iter().all(|(f, v)| {

@@ -276,3 +276,30 @@ pub fn raw_exchange(stream: &mut TcpStream, request: &[u8], expect_len: usize) -
     }
     out
 }
+
+/// Runs one command through the redis crate.
+pub fn run(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(con)
+}
+
+/// Runs `script` on both connections in order and asserts every reply, error text included,
+/// is the same on ringkv (`ours`) as on redis-server (`theirs`).
+pub fn assert_same_replies(
+    ours: &mut redis::Connection,
+    theirs: &mut redis::Connection,
+    script: &[&[&str]],
+) {
+    for command in script {
+        let expected = run(theirs, command);
+        let got = run(ours, command);
+        match (&expected, &got) {
+            (Ok(e), Ok(g)) => assert_eq!(g, e, "{command:?}"),
+            (Err(e), Err(g)) => assert_eq!(g.to_string(), e.to_string(), "{command:?}"),
+            _ => panic!("{command:?}: redis {expected:?}, ringkv {got:?}"),
+        }
+    }
+}
