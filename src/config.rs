@@ -1415,6 +1415,12 @@ pub const IMPLEMENTED: &[&str] = &[
     "rdbchecksum",
     "stop-writes-on-bgsave-error",
     "latency-tracking",
+    "aof-load-truncated",
+    "aof-use-rdb-preamble",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
+    "rdb-key-save-delay",
+    "key-load-delay",
 ];
 
 /// Directives Redis 7.0 still accepts in a file (with exactly one value) although they are no
@@ -1549,6 +1555,18 @@ pub struct Config {
     pub rdbchecksum: bool,
     /// Refuse writes after a failed background save (`stop-writes-on-bgsave-error`, yes).
     pub stop_writes_on_bgsave_error: bool,
+    /// Load an AOF whose last command is cut short, dropping the tail (`aof-load-truncated`, yes).
+    pub aof_load_truncated: bool,
+    /// AOF rewrites write the base as RDB (`aof-use-rdb-preamble`, yes).
+    pub aof_use_rdb_preamble: bool,
+    /// Rewrite the AOF when it grew by this percent over its base (`auto-aof-rewrite-percentage`, 100; 0 = off).
+    pub auto_aof_rewrite_percentage: u64,
+    /// Smallest AOF size that triggers an automatic rewrite (`auto-aof-rewrite-min-size`, 64mb).
+    pub auto_aof_rewrite_min_size: u64,
+    /// Microseconds a snapshot child sleeps per key, for tests (`rdb-key-save-delay`, 0; hidden).
+    pub rdb_key_save_delay: i64,
+    /// Microseconds slept per key loaded, for tests (`key-load-delay`, 0).
+    pub key_load_delay: i64,
     /// Per-command latency tracking (`latency-tracking`, yes; not used by ringkv).
     pub latency_tracking: bool,
     /// Absolute path of the loaded config file, for `CONFIG REWRITE` and INFO `config_file`.
@@ -1611,6 +1629,12 @@ impl Default for Config {
             rdbcompression: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            rdb_key_save_delay: 0,
+            key_load_delay: 0,
             latency_tracking: true,
             config_file: None,
             accepted_values: BTreeMap::new(),
@@ -2109,6 +2133,12 @@ impl Config {
             "rdbchecksum" => self.rdbchecksum = yes,
             "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error = yes,
             "latency-tracking" => self.latency_tracking = yes,
+            "aof-load-truncated" => self.aof_load_truncated = yes,
+            "aof-use-rdb-preamble" => self.aof_use_rdb_preamble = yes,
+            "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage = unsigned(number()),
+            "auto-aof-rewrite-min-size" => self.auto_aof_rewrite_min_size = unsigned(number()),
+            "rdb-key-save-delay" => self.rdb_key_save_delay = i64::try_from(number()).unwrap_or(0),
+            "key-load-delay" => self.key_load_delay = i64::try_from(number()).unwrap_or(0),
             other => unreachable!("implemented directive without a field: {}", other),
         }
     }
@@ -2354,6 +2384,12 @@ impl Config {
             "rdbchecksum" => bool_text(self.rdbchecksum),
             "stop-writes-on-bgsave-error" => bool_text(self.stop_writes_on_bgsave_error),
             "latency-tracking" => bool_text(self.latency_tracking),
+            "aof-load-truncated" => bool_text(self.aof_load_truncated),
+            "aof-use-rdb-preamble" => bool_text(self.aof_use_rdb_preamble),
+            "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage.to_string(),
+            "auto-aof-rewrite-min-size" => self.auto_aof_rewrite_min_size.to_string(),
+            "rdb-key-save-delay" => self.rdb_key_save_delay.to_string(),
+            "key-load-delay" => self.key_load_delay.to_string(),
             name => match self.accepted_values.get(name) {
                 Some(value) => value.clone(),
                 None if d.kind == Kind::Special => special_default(name).to_string(),
@@ -3325,7 +3361,8 @@ jemalloc-bg-thread yes
         assert!(c.daemonize);
         assert_eq!(c.dir, PathBuf::from("/var/lib/redis"));
         assert_eq!(c.client_output_buffer_limit, OutputBufferLimits::default());
-        assert_eq!(warnings.len(), 6, "{:?}", warnings);
+        assert_eq!(c.auto_aof_rewrite_min_size, 64 * 1024 * 1024);
+        assert_eq!(warnings.len(), 5, "{:?}", warnings);
     }
 
     #[test]

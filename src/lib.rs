@@ -24,6 +24,7 @@
 pub mod command;
 pub mod config;
 pub mod log;
+pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod replication;

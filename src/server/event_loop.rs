@@ -553,7 +553,7 @@ impl Core {
                         continue;
                     }
                     let slices: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
-                    let guard = store.get_or_insert_with(|| shared.store.lock());
+                    let guard = store.get_or_insert_with(|| shared.lock_store());
                     run_command(
                         &shared,
                         &config,
@@ -573,7 +573,7 @@ impl Core {
                     arg_slices.clear();
                     let buffer = &conn.inbuf[start..];
                     arg_slices.extend(args.iter().map(|r| &buffer[r.clone()]));
-                    let guard = store.get_or_insert_with(|| shared.store.lock());
+                    let guard = store.get_or_insert_with(|| shared.lock_store());
                     run_command(
                         &shared,
                         &config,
@@ -799,7 +799,7 @@ impl Core {
     fn release(&mut self, conn: Conn) {
         let client = &conn.client;
         {
-            let mut store = self.shared.store.lock();
+            let mut store = self.shared.lock_store();
             if client.blocked.is_some() {
                 store.blocking.remove(client.id);
             }
@@ -934,7 +934,7 @@ impl Core {
             if conn.client.blocked != Some(deadline) {
                 continue;
             }
-            let mut store = self.shared.store.lock();
+            let mut store = self.shared.lock_store();
             // Only time out if nobody served us meanwhile (then a reply is on its way).
             let Some(waiter) = store.blocking.remove(conn.client.id) else {
                 continue;
@@ -956,7 +956,7 @@ impl Core {
         const KEYS_PER_LOOP: usize = 20;
         let effort = self.config.active_expire_effort.clamp(1, 10) as usize;
         let budget = KEYS_PER_LOOP * 25 * effort;
-        let mut store = self.shared.store.lock();
+        let mut store = self.shared.lock_store();
         if store.replica_mode {
             return;
         }

@@ -229,8 +229,9 @@ pub struct Shared {
     config: RwLock<Arc<Config>>,
     /// Bumped on every CONFIG SET so cores refresh their cached [`Config`].
     pub config_epoch: AtomicU64,
-    /// The keyspace; see the module doc for why one lock.
-    pub store: Mutex<Store>,
+    /// The keyspace; see the module doc for why one lock. Reached through
+    /// [`Shared::lock_store`] only, so every critical section ends with [`Store::end_batch`].
+    store: Mutex<Store>,
     pub pubsub: Mutex<PubSub>,
     pub clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     pub connected_clients: AtomicUsize,
@@ -285,6 +286,13 @@ impl Shared {
         })
     }
 
+    /// Takes the keyspace lock. When the guard drops, [`Store::end_batch`] hands the writes of
+    /// the critical section to their consumers (the AOF, later the replication backlog) while
+    /// the lock is still held, so they reach them in execution order.
+    pub fn lock_store(&self) -> StoreGuard<'_> {
+        StoreGuard(self.store.lock())
+    }
+
     /// The current configuration (cheap: clones an `Arc`).
     pub fn config(&self) -> Arc<Config> {
         self.config.read().clone()
@@ -311,6 +319,28 @@ impl Shared {
             core.send(CoreMessage::Shutdown);
             core.wake();
         }
+    }
+}
+
+/// The keyspace lock, held. Dereferences to the [`Store`].
+pub struct StoreGuard<'a>(parking_lot::MutexGuard<'a, Store>);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.0
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        self.0.end_batch();
     }
 }
 

@@ -113,6 +113,12 @@ impl Store {
         }
     }
 
+    /// Ends a critical section: hands the writes it propagated to their consumers, in
+    /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
+    pub fn end_batch(&mut self) {
+        // Consumers (the AOF writer, the replication backlog) attach here.
+    }
+
     /// Total keys over all databases.
     pub fn key_count(&self) -> usize {
         self.dbs.iter().map(Db::len).sum()

@@ -1,0 +1,1 @@
+//! Forking at a safe point (in progress).

@@ -1,0 +1,1 @@
+//! SAVE, BGSAVE, save points (in progress).
