@@ -60,6 +60,16 @@ fn main() {
         }
     }
     raise_open_files_limit(config.maxclients);
+    // Like Redis, work inside `dir`: the RDB and AOF names are relative to it.
+    if let Err(error) = std::env::set_current_dir(&config.dir) {
+        log!(
+            Warning,
+            "Can't chdir to '{}': {}",
+            config.dir.display(),
+            ringkv::config::os_error_text(&error)
+        );
+        std::process::exit(1);
+    }
     let pidfile = config.pidfile.clone();
     let server = match Server::start(config) {
         Ok(server) => server,

@@ -352,6 +352,14 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             "ERR Command not allowed inside a transaction",
         ));
     }
+    if spec.has(flags::WRITE) || spec.name == "ping" {
+        if let Some(refusal) = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store) {
+            if let Some(multi) = ctx.client.multi.as_mut() {
+                multi.aborted = true;
+            }
+            return Err(CmdError::new(refusal));
+        }
+    }
     if let Some(multi) = ctx
         .client
         .multi

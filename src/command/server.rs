@@ -71,6 +71,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec!("time", 1, LOADING | STALE | FAST, 0, 0, 0, "@fast", time),
     spec!(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        0,
+        0,
+        0,
+        "@admin @slow @dangerous",
+        save
+    ),
+    spec!(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT,
+        0,
+        0,
+        0,
+        "@admin @slow @dangerous",
+        bgsave
+    ),
+    spec!(
         "lastsave",
         1,
         LOADING | STALE | FAST,
@@ -774,9 +794,12 @@ fn info_memory(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "lazyfreed_objects", "0");
 }
 
-/// Persistence is not implemented yet: the fields are those of a Redis that never saved,
-/// with the server start as the last save time (what LASTSAVE reports too).
+/// INFO persistence, in Redis 7.0's order. ringkv loads before it serves, so `loading` is 0
+/// whenever a client can ask.
 fn info_persistence(ctx: &Ctx<'_>, out: &mut String) {
+    use crate::persistence::fork::ChildKind;
+    let state = &ctx.store.persistence;
+    let rdb_child = state.child.as_ref().filter(|c| c.kind == ChildKind::Rdb);
     out.push_str("# Persistence\r\n");
     field!(out, "loading", "0");
     field!(out, "async_loading", "0");
@@ -787,20 +810,45 @@ fn info_persistence(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "current_save_keys_processed", "0");
     field!(out, "current_save_keys_total", "0");
     field!(out, "rdb_changes_since_last_save", "{}", ctx.store.dirty);
-    field!(out, "rdb_bgsave_in_progress", "0");
     field!(
         out,
-        "rdb_last_save_time",
+        "rdb_bgsave_in_progress",
         "{}",
-        ctx.shared.started_unix_ms / 1000
+        rdb_child.is_some() as u8
     );
-    field!(out, "rdb_last_bgsave_status", "ok");
-    field!(out, "rdb_last_bgsave_time_sec", "-1");
-    field!(out, "rdb_current_bgsave_time_sec", "-1");
-    field!(out, "rdb_saves", "0");
-    field!(out, "rdb_last_cow_size", "0");
-    field!(out, "rdb_last_load_keys_expired", "0");
-    field!(out, "rdb_last_load_keys_loaded", "0");
+    field!(out, "rdb_last_save_time", "{}", state.lastsave_unix);
+    field!(
+        out,
+        "rdb_last_bgsave_status",
+        "{}",
+        if state.last_bgsave_ok { "ok" } else { "err" }
+    );
+    field!(
+        out,
+        "rdb_last_bgsave_time_sec",
+        "{}",
+        state.last_bgsave_time_sec
+    );
+    field!(
+        out,
+        "rdb_current_bgsave_time_sec",
+        "{}",
+        rdb_child.map_or(-1, |c| c.started.elapsed().as_secs() as i64)
+    );
+    field!(out, "rdb_saves", "{}", state.rdb_saves);
+    field!(out, "rdb_last_cow_size", "{}", state.rdb_last_cow_size);
+    field!(
+        out,
+        "rdb_last_load_keys_expired",
+        "{}",
+        state.last_load_keys_expired
+    );
+    field!(
+        out,
+        "rdb_last_load_keys_loaded",
+        "{}",
+        state.last_load_keys_loaded
+    );
     field!(out, "aof_enabled", "0");
     field!(out, "aof_rewrite_in_progress", "0");
     field!(out, "aof_rewrite_scheduled", "0");
@@ -882,8 +930,13 @@ fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "pubsub_channels", "{channels}");
     field!(out, "pubsub_patterns", "{patterns}");
     field!(out, "pubsubshard_channels", "0");
-    field!(out, "latest_fork_usec", "0");
-    field!(out, "total_forks", "0");
+    field!(
+        out,
+        "latest_fork_usec",
+        "{}",
+        ctx.store.persistence.latest_fork_usec
+    );
+    field!(out, "total_forks", "{}", ctx.store.persistence.total_forks);
     field!(out, "migrate_cached_sockets", "0");
     field!(out, "slave_expires_tracked_keys", "0");
     field!(out, "active_defrag_hits", "0");
@@ -1508,7 +1561,12 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         ("error", 3) => Err(CmdError::new(args::text(args[2]))),
-        ("reload", _) => Err(CmdError::new("ERR DEBUG RELOAD is not supported yet")),
+        ("reload", _) => {
+            crate::persistence::snapshot::debug_reload(ctx.shared, ctx.store)
+                .map_err(CmdError::new)?;
+            ctx.reply.ok();
+            Ok(())
+        }
         _ => Err(CmdError::new(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             args::text(args[1])
@@ -1619,29 +1677,74 @@ fn time(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// LASTSAVE: until persistence exists, the server's start time (when the empty dataset was
-/// "saved"), in unix seconds.
+/// LASTSAVE: unix seconds of the last successful save (the start time before any).
 fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.reply.int((ctx.shared.started_unix_ms / 1000) as i64);
+    ctx.reply.int(ctx.store.persistence.lastsave_unix as i64);
     Ok(())
+}
+
+/// SAVE: writes the RDB in the foreground; every client waits, as in Redis.
+fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    crate::persistence::snapshot::save(ctx.shared, ctx.store).map_err(CmdError::new)?;
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// BGSAVE [SCHEDULE]: forks a child that writes the RDB.
+fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    use crate::persistence::fork::ChildKind;
+    let schedule = match args.len() {
+        1 => false,
+        2 if args::is(args[1], "SCHEDULE") => true,
+        _ => return Err(CmdError::SYNTAX),
+    };
+    match ctx.store.persistence.child_kind() {
+        Some(ChildKind::Rdb) => {
+            return Err(CmdError::new("ERR Background save already in progress"))
+        }
+        Some(_) if schedule => {
+            ctx.store.persistence.bgsave_scheduled = true;
+            ctx.reply.simple("Background saving scheduled");
+            return Ok(());
+        }
+        Some(_) => {
+            return Err(CmdError::new(
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            ))
+        }
+        None => {}
+    }
+    match crate::persistence::snapshot::bgsave(ctx.shared, ctx.store) {
+        Ok(_) => {
+            ctx.reply.simple("Background saving started");
+            Ok(())
+        }
+        Err(error) => {
+            crate::log!(Warning, "Can't save in background: {error}");
+            Err(CmdError::new("ERR"))
+        }
+    }
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops the server; no reply, the connection
 /// closes as the process exits with status 0.
 ///
-/// Persistence is not implemented yet, so SAVE behaves like NOSAVE (the persistence work
-/// makes SAVE, and a plain SHUTDOWN with save points, write the RDB first). ABORT replies
+/// A running child is stopped; the RDB is saved when SAVE is given or save points are set
+/// (not with NOSAVE). A failed save refuses the shutdown unless FORCE. ABORT replies
 /// `No shutdown in progress.` since shutdowns here are immediate.
 fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut save = false;
     let mut nosave = false;
     let mut abort = false;
+    let mut force = false;
     for arg in &args[1..] {
         if args::is(arg, "NOSAVE") {
             nosave = true;
         } else if args::is(arg, "SAVE") {
             save = true;
-        } else if args::is(arg, "NOW") || args::is(arg, "FORCE") {
+        } else if args::is(arg, "FORCE") {
+            force = true;
+        } else if args::is(arg, "NOW") {
         } else if args::is(arg, "ABORT") {
             abort = true;
         } else {
@@ -1655,6 +1758,13 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::new("ERR No shutdown in progress."));
     }
     crate::log!(Warning, "User requested shutdown...");
+    if let Err(error) =
+        crate::persistence::snapshot::save_for_shutdown(ctx.shared, ctx.store, save, nosave)
+    {
+        if !force {
+            return Err(CmdError::new(error));
+        }
+    }
     ctx.shared.shutdown_exit_code.store(0, Ordering::SeqCst);
     ctx.shared.request_shutdown();
     ctx.propagate = Propagate::Nothing;

@@ -39,11 +39,17 @@ pub fn replace_atomically<T>(
 
 /// `temp-<pid>-<name>` in the directory of `target` (same filesystem, so rename is atomic).
 pub fn temp_path_for(target: &Path) -> PathBuf {
+    temp_path_for_pid(target, std::process::id() as i32)
+}
+
+/// The temporary name a process with `pid` uses for `target` (a fork child's leftover is
+/// removed by the parent when the child fails).
+pub fn temp_path_for_pid(target: &Path, pid: i32) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_of(target).join(format!("temp-{}-{}", std::process::id(), name))
+    parent_of(target).join(format!("temp-{pid}-{name}"))
 }
 
 /// The directory holding `path` (`.` for a bare file name).

@@ -195,7 +195,9 @@ impl Core {
             uring::accept_multishot(&mut self.ring, fd, index as u32);
         }
         self.arm_wake();
+        self.shared.safe_point.enter_loop(self.id);
         loop {
+            self.shared.safe_point.park_if_requested();
             self.refresh_config();
             self.drain_inbox();
             for slot in std::mem::take(&mut self.resume) {
@@ -211,7 +213,22 @@ impl Core {
                     "SIGTERM"
                 };
                 log!(Warning, "Received {name} scheduling shutdown...");
-                self.shared.request_shutdown();
+                let saved = {
+                    let mut store = self.shared.lock_store();
+                    crate::persistence::snapshot::save_for_shutdown(
+                        &self.shared,
+                        &mut store,
+                        false,
+                        false,
+                    )
+                };
+                match saved {
+                    Ok(()) => self.shared.request_shutdown(),
+                    Err(_) => log!(
+                        Warning,
+                        "{name} received but errors trying to shut down the server, check the logs for more information"
+                    ),
+                }
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break;
@@ -236,6 +253,7 @@ impl Core {
             self.handle_completions();
         }
         self.close_all();
+        self.shared.safe_point.leave_loop();
     }
 
     /// Sleeps in the kernel until a completion arrives or `wait_ms` pass.
@@ -916,6 +934,10 @@ impl Core {
         }
         if self.id == 0 && self.shared.active_expire_enabled.load(Ordering::Relaxed) {
             self.active_expire(now);
+        }
+        if self.id == 0 {
+            let mut store = self.shared.lock_store();
+            crate::persistence::snapshot::cron(&self.shared, &mut store);
         }
     }
 

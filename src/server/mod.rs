@@ -49,6 +49,14 @@ impl Server {
             .bound_port
             .store(port as usize, std::sync::atomic::Ordering::Relaxed);
         install_signal_wakeups(&shared);
+        crate::persistence::fork::set_listener_fds(
+            listeners
+                .iter()
+                .flatten()
+                .map(std::os::fd::AsRawFd::as_raw_fd)
+                .collect(),
+        );
+        crate::persistence::snapshot::load_at_start(&shared)?;
         // Each ring is created on the thread that will use it (IORING_SETUP_SINGLE_ISSUER
         // requires it); creation errors come back here so the start fails with the cause.
         let mut threads = Vec::with_capacity(cores);

@@ -254,6 +254,8 @@ pub struct Shared {
     pub bound_port: AtomicUsize,
     /// Path of the executable, for INFO `executable`.
     pub executable: String,
+    /// Where the event loops stop while a fork is made.
+    pub safe_point: crate::persistence::fork::SafePoint,
 }
 
 impl Shared {
@@ -283,14 +285,21 @@ impl Shared {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            safe_point: crate::persistence::fork::SafePoint::new(cores),
         })
     }
 
     /// Takes the keyspace lock. When the guard drops, [`Store::end_batch`] hands the writes of
     /// the critical section to their consumers (the AOF, later the replication backlog) while
     /// the lock is still held, so they reach them in execution order.
+    ///
+    /// Never call it while holding another lock: a loop blocked here counts as stopped at a
+    /// fork safe point ([`crate::persistence::fork`]).
     pub fn lock_store(&self) -> StoreGuard<'_> {
-        StoreGuard(self.store.lock())
+        self.safe_point.before_store_lock();
+        let guard = self.store.lock();
+        self.safe_point.after_store_lock();
+        StoreGuard(guard)
     }
 
     /// The current configuration (cheap: clones an `Arc`).

@@ -57,6 +57,8 @@ pub struct Store {
     pub replica_mode: bool,
     /// The replication stream; written in the same critical section as the keyspace.
     pub propagation: crate::replication::Propagation,
+    /// Snapshot bookkeeping (running child, last save, save counters).
+    pub persistence: crate::persistence::snapshot::State,
 }
 
 impl Store {
@@ -68,6 +70,7 @@ impl Store {
             blocking: blocking::Registry::default(),
             replica_mode: false,
             propagation: crate::replication::Propagation::default(),
+            persistence: crate::persistence::snapshot::State::default(),
         }
     }
 

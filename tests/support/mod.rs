@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod resp;
+pub mod workload;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,7 +59,39 @@ impl Server {
     }
 
     fn spawn(binary: PathBuf, extra: &[&str]) -> Server {
-        let mut dir = tempfile::tempdir().expect("temp dir");
+        Server::spawn_in(binary, tempfile::tempdir().expect("temp dir"), extra)
+    }
+
+    /// ringkv-server started in an existing directory (a restart keeps its files).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::spawn_in(ringkv_binary(), dir, extra)
+    }
+
+    /// redis-server started in an existing directory.
+    pub fn start_redis_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::spawn_in(redis_program("redis-server"), dir, extra)
+    }
+
+    /// Stops this process (SIGKILL unless it already exited) and starts ringkv again in the
+    /// same directory with `extra`.
+    pub fn restart(mut self, extra: &[&str]) -> Server {
+        self.stop_and_stderr();
+        Server::start_in(self.dir_take(), extra)
+    }
+
+    /// The same, starting a real redis-server in this directory.
+    pub fn restart_as_redis(mut self, extra: &[&str]) -> Server {
+        self.stop_and_stderr();
+        Server::start_redis_in(self.dir_take(), extra)
+    }
+
+    /// Takes the directory of a stopped server (the process is killed if still running).
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        self.stop_and_stderr();
+        self.dir_take()
+    }
+
+    fn spawn_in(binary: PathBuf, mut dir: tempfile::TempDir, extra: &[&str]) -> Server {
         for _attempt in 0..5 {
             let log_path = dir.path().join("server.log");
             let port = free_port();
@@ -226,6 +259,31 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts ringkv in `dir` expecting it to refuse to start; returns (exit code, stderr, log).
+pub fn start_must_fail(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let log_path = dir.join("server.log");
+    let _ = std::fs::remove_file(&log_path);
+    let port = free_port().to_string();
+    let dir_text = dir.display().to_string();
+    let log_text = log_path.display().to_string();
+    let mut args = vec![
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        &dir_text,
+        "--save",
+        "",
+        "--logfile",
+        &log_text,
+    ];
+    args.extend_from_slice(extra);
+    let (status, _stdout, stderr) = run_program(&ringkv_binary(), &args, START_TIMEOUT);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    (status, stderr, log)
 }
 
 /// Runs a program to completion with a bound on its run time; returns (status, stdout, stderr).
