@@ -471,3 +471,183 @@ fn dump_is_a_read_command() {
     };
     assert_eq!(head(&mut ours), head(&mut theirs));
 }
+
+// ---------------------------------------------------------------------------------------
+// Whole files
+
+use ringkv::persistence::rdb::{encode, SaveInfo, SaveOptions};
+use ringkv::storage::value::{Map, Set};
+use ringkv::storage::zset::ZSet;
+use ringkv::storage::{Bstr, Db, List, Value};
+
+/// Every type in several encodings, in databases 0, 3 and 15, some keys with TTLs.
+fn sample_dbs() -> Vec<Db> {
+    let mut dbs: Vec<Db> = (0..16).map(|_| Db::default()).collect();
+    let b = Bstr::new;
+    let far_future_ms = 4_102_444_800_000u64; // 2100-01-01
+    for (db_index, scale) in [(0usize, 1usize), (3, 7), (15, 40)] {
+        let db = &mut dbs[db_index];
+        db.set(b"str:int", Value::Str(b(b"12345")));
+        db.set(b"str:neg", Value::Str(b(b"-9223372036854775808")));
+        db.set(b"str:empty", Value::Str(b(b"")));
+        db.set(b"str:binary", Value::Str(b(b"\x00\x01\xfe\xff")));
+        db.set(
+            b"str:lzf",
+            Value::Str(Bstr::from_vec(b"ringkv ".repeat(30 * scale))),
+        );
+        db.set(
+            b"str:noise",
+            Value::Str(Bstr::from_vec(noise(3 << 20, scale as u64))),
+        );
+        db.set(b"12345", Value::Str(b(b"integer key")));
+
+        let mut list = List::new();
+        for i in 0..(500 * scale) {
+            list.push_back(Bstr::from_vec(format!("item-{i}").into_bytes()));
+            list.push_back(Bstr::from_i64(i as i64 - 250));
+        }
+        db.set(b"list", Value::List(Box::new(list)));
+
+        let mut small_hash: Map<Bstr, Bstr> = Map::default();
+        let mut big_hash: Map<Bstr, Bstr> = Map::default();
+        for i in 0..(20 * scale) {
+            let (f, v) = (format!("field{i}"), format!("{}", i * 31));
+            if i < 20 {
+                small_hash.insert(b(f.as_bytes()), b(v.as_bytes()));
+            }
+            big_hash.insert(
+                b(f.as_bytes()),
+                Bstr::from_vec(format!("value-{v}").repeat(5).into_bytes()),
+            );
+        }
+        db.set(b"hash:small", Value::Hash(Box::new(small_hash)));
+        db.set(b"hash:big", Value::Hash(Box::new(big_hash)));
+
+        let mut ints: Set<Bstr> = Set::default();
+        let mut words: Set<Bstr> = Set::default();
+        for i in 0..(60 * scale) {
+            ints.insert(Bstr::from_i64((i as i64 - 30) * 100_003));
+            words.insert(Bstr::from_vec(format!("w{i}").into_bytes()));
+        }
+        db.set(b"set:ints", Value::Set(Box::new(ints)));
+        db.set(b"set:words", Value::Set(Box::new(words)));
+
+        let mut zset = ZSet::default();
+        for i in 0..(30 * scale) {
+            let score = match i % 4 {
+                0 => i as f64,
+                1 => i as f64 / 3.0,
+                2 => -(i as f64) * 1e10,
+                _ => f64::INFINITY,
+            };
+            zset.insert(format!("m{i}").as_bytes(), score);
+        }
+        db.set(b"zset", Value::ZSet(Box::new(zset)));
+
+        for key in [&b"str:int"[..], b"list", b"hash:big", b"zset"] {
+            db.set_expire_at(key, far_future_ms + db_index as u64);
+        }
+    }
+    dbs
+}
+
+fn save_file(dbs: &[Db], options: &SaveOptions) -> (tempfile::TempDir, encode::SaveStats) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = std::fs::File::create(dir.path().join("ringkv.rdb")).expect("create file");
+    let info = SaveInfo::default();
+    let stats = encode::save(dbs, file, options, &info, 1_700_000_000_000).expect("save");
+    (dir, stats)
+}
+
+#[test]
+fn redis_loads_files_ringkv_writes() {
+    let dbs = sample_dbs();
+    let expected_digest = ringkv::storage::digest::dataset_digest(&dbs);
+    let keys: u64 = dbs.iter().map(|db| db.len() as u64).sum();
+    for (compression, checksum) in [(true, true), (false, false), (true, false)] {
+        let options = SaveOptions {
+            compression,
+            checksum,
+            key_save_delay_us: 0,
+        };
+        let (dir, stats) = save_file(&dbs, &options);
+        let path = dir.path().join("ringkv.rdb");
+        assert_eq!(stats.keys, keys);
+        assert_eq!(stats.bytes, std::fs::metadata(&path).unwrap().len());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..9], b"REDIS0010");
+        let trailer = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+        if checksum {
+            let crc = ringkv::persistence::rdb::crc64::update(0, &bytes[..bytes.len() - 8]);
+            assert_eq!(trailer, crc);
+        } else {
+            assert_eq!(trailer, 0);
+        }
+
+        let dir_text = dir.path().display().to_string();
+        let redis = Server::start_redis(&["--dir", &dir_text, "--dbfilename", "ringkv.rdb"]);
+        let mut con = redis.client();
+        let label = format!("compression {compression}, checksum {checksum}");
+        assert_eq!(
+            text(&mut con, &["DEBUG", "DIGEST"]),
+            expected_digest,
+            "{label}: log:\n{}",
+            redis.log()
+        );
+        for (db, expected) in [(0, 13), (3, 13), (15, 13)] {
+            redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+            let size: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+            assert_eq!(size, expected, "{label}: db {db}");
+            let pttl: i64 = redis::cmd("PEXPIRETIME")
+                .arg("zset")
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(pttl, 4_102_444_800_000 + db as i64, "{label}: db {db}");
+            let pttl: i64 = redis::cmd("PTTL").arg("set:ints").query(&mut con).unwrap();
+            assert_eq!(pttl, -1, "{label}: db {db}");
+        }
+        redis::cmd("SELECT").arg(0).query::<()>(&mut con).unwrap();
+        assert_eq!(
+            text(&mut con, &["OBJECT", "ENCODING", "hash:small"]),
+            "listpack"
+        );
+        assert_eq!(
+            text(&mut con, &["OBJECT", "ENCODING", "set:ints"]),
+            "intset"
+        );
+        assert_eq!(text(&mut con, &["OBJECT", "ENCODING", "zset"]), "listpack");
+        assert_eq!(text(&mut con, &["GET", "12345"]), "integer key");
+        let info = text(&mut con, &["INFO", "keyspace"]);
+        assert!(info.contains("db0:keys=13,expires=4"), "{info}");
+    }
+}
+
+#[test]
+fn redis_reports_the_aux_fields_ringkv_writes() {
+    let mut dbs: Vec<Db> = (0..16).map(|_| Db::default()).collect();
+    dbs[0].set(b"k", Value::Str(Bstr::new(b"v")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = std::fs::File::create(dir.path().join("aux.rdb")).unwrap();
+    let info = SaveInfo {
+        repl_stream_db: Some(0),
+        repl_id: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        repl_offset: Some(12345),
+        aof_base: false,
+    };
+    encode::save(
+        &dbs,
+        file,
+        &SaveOptions::default(),
+        &info,
+        1_700_000_000_000,
+    )
+    .unwrap();
+    let dir_text = dir.path().display().to_string();
+    let redis = Server::start_redis(&["--dir", &dir_text, "--dbfilename", "aux.rdb"]);
+    let mut con = redis.client();
+    assert_eq!(text(&mut con, &["GET", "k"]), "v");
+    let log = redis.log();
+    assert!(log.contains("RDB age"), "{log}");
+    assert!(log.contains("RDB memory usage"), "{log}");
+    assert!(log.contains("DB loaded from disk"), "{log}");
+}

@@ -696,3 +696,434 @@ fn intset_build(blob: &mut Vec<u8>, ints: &[i64]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::value::{Map, Set};
+
+    fn b(s: &[u8]) -> Bstr {
+        Bstr::new(s)
+    }
+
+    /// The RDB bytes of `value` after its type byte, with its type byte checked.
+    fn encoded(value: &Value, compression: bool, expected_type: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_object(value, compression, &mut out);
+        assert_eq!(out[0], expected_type, "type byte");
+        out.split_off(1)
+    }
+
+    fn string_bytes(s: &[u8]) -> Vec<u8> {
+        encoded(&Value::Str(Bstr::new(s)), true, TYPE_STRING)
+    }
+
+    #[test]
+    fn lengths_use_the_shortest_form() {
+        let len = |n: u64| {
+            let mut v = Vec::new();
+            put_len(&mut v, n);
+            v
+        };
+        assert_eq!(len(0), [0x00]);
+        assert_eq!(len(63), [0x3F]);
+        assert_eq!(len(64), [0x40, 0x40]);
+        assert_eq!(len(16383), [0x7F, 0xFF]);
+        assert_eq!(len(16384), [0x80, 0x00, 0x00, 0x40, 0x00]);
+        assert_eq!(len(u32::MAX as u64), [0x80, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(
+            len(1 << 32),
+            [0x81, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00]
+        );
+    }
+
+    #[test]
+    fn strings_int_lzf_raw() {
+        assert_eq!(string_bytes(b"12"), [0xC0, 12]);
+        assert_eq!(string_bytes(b"-128"), [0xC0, 0x80]);
+        assert_eq!(string_bytes(b"-129"), [0xC1, 0x7F, 0xFF]);
+        assert_eq!(string_bytes(b"2147483647"), [0xC2, 0xFF, 0xFF, 0xFF, 0x7F]);
+        assert_eq!(string_bytes(b"-2147483648"), [0xC2, 0x00, 0x00, 0x00, 0x80]);
+        // Too wide for 32 bits, not canonical, or empty: raw.
+        assert_eq!(string_bytes(b"2147483648"), b"\x0a2147483648");
+        assert_eq!(string_bytes(b"007"), b"\x03007");
+        assert_eq!(string_bytes(b"-0"), b"\x02-0");
+        assert_eq!(string_bytes(b""), [0x00]);
+        // 50 x 'a': the LZF stream worked out in lzf.rs, after ENC_LZF, 9 and 50.
+        let mut lzf = vec![0xC3, 9, 50];
+        lzf.extend_from_slice(&[0x01, b'a', b'a', 0xE0, 37, 0x00, 0x01, b'a', b'a']);
+        assert_eq!(string_bytes(&[b'a'; 50]), lzf);
+        // Same without compression.
+        let raw = encoded(&Value::Str(Bstr::new(&[b'a'; 50])), false, TYPE_STRING);
+        assert_eq!(raw[0], 50);
+        assert_eq!(&raw[1..], &[b'a'; 50]);
+    }
+
+    #[test]
+    fn hash_as_listpack() {
+        let mut h: Map<Bstr, Bstr> = Map::default();
+        h.insert(b(b"a"), b(b"1"));
+        h.insert(b(b"bb"), b(b"-4096"));
+        let out = encoded(&Value::Hash(Box::new(h)), true, TYPE_HASH_LISTPACK);
+        #[rustfmt::skip]
+        let lp = [
+            19, 0, 0, 0, 4, 0,          // 19 bytes, 4 entries
+            0x81, b'a', 2,              // "a"
+            0x01, 1,                    // 1 (7-bit uint)
+            0x82, b'b', b'b', 3,        // "bb"
+            0xD0, 0x00, 2,              // -4096 (13-bit: 0x1000)
+            0xFF,
+        ];
+        let mut expected = vec![lp.len() as u8];
+        expected.extend_from_slice(&lp);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn big_hash_is_a_plain_hash() {
+        let mut h: Map<Bstr, Bstr> = Map::default();
+        h.insert(b(b"f"), Bstr::from_vec(vec![b'v'; 65]));
+        let out = encoded(&Value::Hash(Box::new(h)), false, TYPE_HASH);
+        let mut expected = vec![1, 1, b'f', 0x40, 65];
+        expected.extend_from_slice(&[b'v'; 65]);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn intset_sorted_in_the_narrowest_width() {
+        let set = |members: &[&[u8]]| {
+            let mut s: Set<Bstr> = Set::default();
+            for m in members {
+                s.insert(b(m));
+            }
+            Value::Set(Box::new(s))
+        };
+        let out = encoded(&set(&[b"3", b"1", b"-2"]), true, TYPE_SET_INTSET);
+        #[rustfmt::skip]
+        assert_eq!(out, [
+            14,
+            2, 0, 0, 0, 3, 0, 0, 0,
+            0xFE, 0xFF, 0x01, 0x00, 0x03, 0x00,
+        ]);
+        let out = encoded(&set(&[b"70000", b"1"]), true, TYPE_SET_INTSET);
+        assert_eq!(
+            out,
+            [16, 4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0x70, 0x11, 0x01, 0]
+        );
+        let out = encoded(&set(&[b"-9223372036854775808"]), true, TYPE_SET_INTSET);
+        assert_eq!(out, [16, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]);
+        // A member that is not a canonical integer makes it a plain set.
+        let out = encoded(&set(&[b"1", b"01"]), true, TYPE_SET);
+        assert_eq!(out, [2, 0xC0, 1, 2, b'0', b'1']);
+    }
+
+    #[test]
+    fn zset_listpack_scores() {
+        let z = zset_of(&[
+            (b"a", 1.0),
+            (b"b", 1.5),
+            (b"c", f64::NEG_INFINITY),
+            (b"d", 4611686018427387904.0), // 2^62: still an integer entry
+            (b"e", 9223372036854775808.0), // 2^63: text
+        ]);
+        let text = b"9.2233720368547758e+18";
+        let mut lp: Vec<u8> = vec![0; 6];
+        lp.extend_from_slice(&[0x81, b'c', 2, 0x84, b'-', b'i', b'n', b'f', 5]);
+        lp.extend_from_slice(&[0x81, b'a', 2, 0x01, 1]);
+        lp.extend_from_slice(&[0x81, b'b', 2, 0x83, b'1', b'.', b'5', 4]);
+        lp.extend_from_slice(&[0x81, b'd', 2, 0xF4, 0, 0, 0, 0, 0, 0, 0, 0x40, 9]);
+        lp.extend_from_slice(&[0x81, b'e', 2, 0x80 | text.len() as u8]);
+        lp.extend_from_slice(text);
+        lp.push(1 + text.len() as u8);
+        lp.push(0xFF);
+        let total = lp.len() as u32;
+        lp[..4].copy_from_slice(&total.to_le_bytes());
+        lp[4..6].copy_from_slice(&10u16.to_le_bytes());
+
+        let value = Value::ZSet(Box::new(z));
+        let raw = encoded(&value, false, TYPE_ZSET_LISTPACK);
+        assert_eq!(lp.len(), 69);
+        assert_eq!(&raw[..2], &[0x40, 69], "14-bit length");
+        assert_eq!(&raw[2..], &lp[..]);
+        // LZF cannot save 4 bytes on this one, so compression leaves it raw.
+        assert_eq!(encoded(&value, true, TYPE_ZSET_LISTPACK), raw);
+    }
+
+    fn zset_of(members: &[(&[u8], f64)]) -> ZSet {
+        let mut z = ZSet::default();
+        for (m, s) in members {
+            z.insert(m, *s);
+        }
+        z
+    }
+
+    #[test]
+    fn zset_skiplist_highest_first_binary_scores() {
+        let members: Vec<(Vec<u8>, f64)> = (0..129)
+            .map(|i| (format!("m{i}").into_bytes(), i as f64 * 0.5))
+            .collect();
+        let refs: Vec<(&[u8], f64)> = members.iter().map(|(m, s)| (&m[..], *s)).collect();
+        let out = encoded(&Value::ZSet(Box::new(zset_of(&refs))), false, TYPE_ZSET_2);
+        let mut expected = vec![0x40, 129];
+        expected.extend_from_slice(b"\x04m128");
+        expected.extend_from_slice(&64.0f64.to_le_bytes());
+        expected.extend_from_slice(b"\x04m127");
+        assert_eq!(&out[..expected.len()], &expected[..]);
+    }
+
+    #[test]
+    fn list_as_quicklist_of_listpacks() {
+        let list: List = [b(b"a"), b(b"b"), b(b"300")].into_iter().collect();
+        let out = encoded(&Value::List(Box::new(list)), true, TYPE_LIST_QUICKLIST_2);
+        #[rustfmt::skip]
+        let expected = [
+            1,                          // one node
+            2,                          // PACKED
+            16,                         // listpack of 16 bytes, stored raw
+            16, 0, 0, 0, 3, 0,
+            0x81, b'a', 2,
+            0x81, b'b', 2,
+            0xC1, 0x2C, 2,              // 300 as a 13-bit int
+            0xFF,
+        ];
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn list_nodes_split_at_eight_kilobytes() {
+        // 100-byte elements take 103 bytes each in a listpack: a node starts at 7 bytes and
+        // takes another element while size + 100 + 8 <= 8192, so 79 elements per node.
+        let list: List = (0..200)
+            .map(|i| Bstr::from_vec(vec![b'a' + (i % 26) as u8; 100]))
+            .collect();
+        let mut out = Vec::new();
+        encode_object(&Value::List(Box::new(list)), false, &mut out);
+        assert_eq!(out[1], 3, "three nodes");
+        assert_eq!(out[2], QUICKLIST_NODE_PACKED as u8);
+        // 14-bit length of the first node's listpack: 7 + 79 * 103 = 8144 bytes.
+        let size = ((out[3] as usize & 0x3F) << 8) | out[4] as usize;
+        assert_eq!(size, 8144);
+        assert_eq!(u16::from_le_bytes([out[5 + 4], out[5 + 5]]), 79);
+    }
+
+    #[test]
+    fn listpack_backlen_and_wide_encodings() {
+        let mut lp = Vec::new();
+        lp_push_backlen(&mut lp, 127);
+        lp_push_backlen(&mut lp, 128);
+        lp_push_backlen(&mut lp, 16382);
+        lp_push_backlen(&mut lp, 16383);
+        assert_eq!(lp, [127, 0x01, 0x80, 0x7F, 0xFE, 0x00, 0xFF, 0xFF]);
+        for (v, bytes) in [
+            (127i64, vec![0x7F, 1]),
+            (128, vec![0xC0, 0x80, 2]),
+            (-1, vec![0xDF, 0xFF, 2]),
+            (4096, vec![0xF1, 0x00, 0x10, 3]),
+            (-32768, vec![0xF1, 0x00, 0x80, 3]),
+            (32768, vec![0xF2, 0x00, 0x80, 0x00, 4]),
+            (-8388609, vec![0xF3, 0xFF, 0xFF, 0x7F, 0xFF, 5]),
+            (1 << 31, vec![0xF4, 0, 0, 0, 0x80, 0, 0, 0, 0, 9]),
+        ] {
+            let mut lp = Vec::new();
+            lp_push(&mut lp, v.to_string().as_bytes());
+            assert_eq!(lp, bytes, "{v}");
+            assert_eq!(lp_entry_len(v.to_string().as_bytes()), bytes.len(), "{v}");
+        }
+        let mut lp = Vec::new();
+        lp_push(&mut lp, &[b'x'; 100]);
+        assert_eq!(&lp[..2], &[0xE0, 100]);
+        assert_eq!(&lp[102..], &[102]);
+        let mut lp = Vec::new();
+        lp_push(&mut lp, &[b'x'; 5000]);
+        assert_eq!(&lp[..5], &[0xF0, 0x88, 0x13, 0, 0]);
+        // backlen of 5005 = 39 * 128 + 13
+        assert_eq!(&lp[5005..], &[39, 0x80 | 13]);
+        assert_eq!(lp_entry_len(&[b'x'; 5000]), lp.len());
+    }
+
+    #[test]
+    fn dump_payload_trailer() {
+        let payload = dump_payload(&Value::Str(b(b"hello")), true);
+        assert_eq!(&payload[..7], b"\x00\x05hello");
+        assert_eq!(&payload[7..9], &[10, 0]);
+        let crc = crc64::update(0, &payload[..9]);
+        assert_eq!(&payload[9..], &crc.to_le_bytes());
+    }
+
+    #[test]
+    fn whole_file_golden() {
+        let mut dbs: Vec<Db> = (0..16).map(|_| Db::default()).collect();
+        dbs[2].set(b"k", Value::Str(b(b"v")));
+        dbs[2].set_expire_at(b"k", 0x0102_0304_0506_0708);
+        let info = SaveInfo {
+            aof_base: true,
+            ..SaveInfo::default()
+        };
+        let mut file = Vec::new();
+        let stats = save_with_used_mem(
+            &dbs,
+            &mut file,
+            &SaveOptions::default(),
+            &info,
+            1_700_000_000_999,
+            1_000_000,
+        )
+        .unwrap();
+        let mut expected: Vec<u8> = b"REDIS0010".to_vec();
+        expected.extend_from_slice(b"\xFA\x09redis-ver\x067.0.15");
+        expected.extend_from_slice(b"\xFA\x0Aredis-bits\xC0\x40");
+        expected.extend_from_slice(b"\xFA\x05ctime\xC2\x00\xF1\x53\x65");
+        expected.extend_from_slice(b"\xFA\x08used-mem\xC2\x40\x42\x0F\x00");
+        expected.extend_from_slice(b"\xFA\x08aof-base\xC0\x01");
+        expected.extend_from_slice(b"\xFE\x02\xFB\x01\x01");
+        expected.extend_from_slice(b"\xFC\x08\x07\x06\x05\x04\x03\x02\x01");
+        expected.extend_from_slice(b"\x00\x01k\x01v");
+        expected.push(0xFF);
+        let crc = crc64::update(0, &expected);
+        expected.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(file, expected);
+        assert_eq!(stats.bytes, expected.len() as u64);
+        assert_eq!(stats.keys, 1);
+
+        // Checksum off: zeros.
+        let mut file = Vec::new();
+        let options = SaveOptions {
+            checksum: false,
+            ..SaveOptions::default()
+        };
+        save_with_used_mem(
+            &dbs,
+            &mut file,
+            &options,
+            &info,
+            1_700_000_000_999,
+            1_000_000,
+        )
+        .unwrap();
+        assert_eq!(&file[file.len() - 8..], &[0; 8]);
+        assert_eq!(&file[..file.len() - 8], &expected[..expected.len() - 8]);
+    }
+
+    #[test]
+    fn replication_aux_fields_in_order() {
+        let dbs: Vec<Db> = (0..1).map(|_| Db::default()).collect();
+        let info = SaveInfo {
+            repl_stream_db: Some(3),
+            repl_id: Some("abc".into()),
+            repl_offset: Some(-1),
+            aof_base: false,
+        };
+        let mut file = Vec::new();
+        save_with_used_mem(&dbs, &mut file, &SaveOptions::default(), &info, 0, 0).unwrap();
+        let tail = b"\xFA\x0Erepl-stream-db\xC0\x03\xFA\x07repl-id\x03abc\
+\xFA\x0Brepl-offset\xC0\xFF\xFA\x08aof-base\xC0\x00\xFF";
+        let body = &file[..file.len() - 8];
+        assert!(body.ends_with(tail), "{body:?}");
+    }
+
+    /// Records the size of every write.
+    struct Recorder {
+        data: Vec<u8>,
+        writes: Vec<usize>,
+        fail_after: Option<usize>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(limit) = self.fail_after {
+                if self.data.len() + buf.len() > limit {
+                    return Err(io::Error::other("disk full"));
+                }
+            }
+            self.data.extend_from_slice(buf);
+            self.writes.push(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn many_keys() -> Vec<Db> {
+        let mut db = Db::default();
+        for i in 0..200_000u32 {
+            db.set(
+                format!("key:{i}").as_bytes(),
+                Value::Str(Bstr::from_vec(format!("value:{i}").into_bytes())),
+            );
+        }
+        // Bigger than a chunk: written around the buffer.
+        let mut seed = 1u64;
+        let noise: Vec<u8> = (0..CHUNK + 12345)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        db.set(b"big", Value::Str(Bstr::from_vec(noise)));
+        vec![db]
+    }
+
+    #[test]
+    fn large_saves_are_few_large_writes_with_a_valid_checksum() {
+        let dbs = many_keys();
+        let mut rec = Recorder {
+            data: Vec::new(),
+            writes: Vec::new(),
+            fail_after: None,
+        };
+        let stats = save_with_used_mem(
+            &dbs,
+            &mut rec,
+            &SaveOptions::default(),
+            &SaveInfo::default(),
+            0,
+            0,
+        )
+        .unwrap();
+        assert_eq!(stats.keys, 200_001);
+        assert_eq!(stats.bytes, rec.data.len() as u64);
+        assert!(rec.writes.len() <= 12, "{} writes", rec.writes.len());
+        assert!(rec.writes.iter().all(|&w| w <= CHUNK + 12345));
+        let n = rec.data.len();
+        let crc = crc64::update(0, &rec.data[..n - 8]);
+        assert_eq!(rec.data[n - 8..], crc.to_le_bytes());
+    }
+
+    #[test]
+    fn write_errors_stop_the_save() {
+        let dbs = many_keys();
+        let mut rec = Recorder {
+            data: Vec::new(),
+            writes: Vec::new(),
+            fail_after: Some(CHUNK + 10),
+        };
+        let err = save_with_used_mem(
+            &dbs,
+            &mut rec,
+            &SaveOptions::default(),
+            &SaveInfo::default(),
+            0,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+    }
+
+    #[test]
+    fn key_save_delay_sleeps_per_key() {
+        let mut db = Db::default();
+        for i in 0..20 {
+            db.set(format!("k{i}").as_bytes(), Value::Str(b(b"v")));
+        }
+        let options = SaveOptions {
+            key_save_delay_us: 5_000,
+            ..SaveOptions::default()
+        };
+        let start = std::time::Instant::now();
+        save_with_used_mem(&[db], io::sink(), &options, &SaveInfo::default(), 0, 0).unwrap();
+        assert!(start.elapsed() >= std::time::Duration::from_millis(100));
+    }
+}
