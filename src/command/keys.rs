@@ -1,6 +1,6 @@
 //! Keyspace commands: deletion and existence, expiry (EXPIRE family, TTL family, PERSIST),
 //! renaming and moving keys between databases, iteration (KEYS, SCAN, RANDOMKEY), whole-
-//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB) and OBJECT introspection.
+//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB), OBJECT introspection and DUMP.
 //!
 //! Replies, errors and propagation follow Redis 7.0 (`db.c`, `expire.c`, `object.c`):
 //! relative expiries are propagated as `PEXPIREAT <unix-ms>` (keeping NX/XX/GT/LT), and an

@@ -21,7 +21,8 @@
 //! A save streams through one fixed buffer ([`CHUNK`] bytes) that is checksummed and written
 //! whenever it fills, so a multi-gigabyte file is a series of large sequential writes. Values
 //! are encoded straight into that buffer; listpacks, intsets and LZF output are built in
-//! scratch buffers reused from key to key, so a save allocates nothing per key.
+//! scratch buffers reused from key to key, so a save allocates nothing per key (the one
+//! exception: the `%.17g` text of a non-integral score in a listpack-encoded sorted set).
 
 use std::io::{self, Write};
 
