@@ -1139,8 +1139,13 @@ fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
         .map(|pair| (args::text(pair[0]), args::text(pair[1])))
         .collect();
     let local = client_is_local(ctx);
-    // `dir` takes effect by changing the working directory, which can fail: try it first so
-    // a bad directory leaves the configuration untouched, as in Redis.
+    // Validate everything first (a refused change must not move the working directory).
+    let mut candidate = (*ctx.shared.config()).clone();
+    candidate
+        .set_many_as(&pairs, local)
+        .map_err(CmdError::new)?;
+    // `dir` takes effect by changing the working directory, which can fail: try it before
+    // publishing so a bad directory leaves the configuration untouched, as in Redis.
     if let Some((_, dir)) = pairs
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("dir"))
