@@ -111,6 +111,31 @@ impl Db {
         }
     }
 
+    /// Adds a key that must not exist yet, with its expiry, taking the key by value and
+    /// hashing it once (loading a snapshot). Gives the value back if the key exists.
+    pub fn insert_loaded(
+        &mut self,
+        key: Bstr,
+        value: Value,
+        expire_at: Option<u64>,
+    ) -> Result<(), Value> {
+        match expire_at {
+            None => self.keys.insert_new(key, value).map_err(|(_, v)| v),
+            Some(at) => {
+                let copy = key.clone();
+                self.keys.insert_new(key, value).map_err(|(_, v)| v)?;
+                self.expires.insert(copy, at);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes room for `keys` more keys, `expires` of them with a TTL (RDB `RESIZEDB` hint).
+    pub fn reserve(&mut self, keys: usize, expires: usize) {
+        self.keys.reserve(keys);
+        self.expires.reserve(expires);
+    }
+
     /// Stores `value` under `key` keeping the key's expiry (SET ... KEEPTTL, container writes).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         match self.keys.get_mut(key) {

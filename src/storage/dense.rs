@@ -167,6 +167,63 @@ impl<V> DenseMap<V> {
         None
     }
 
+    /// Inserts `key` only if it is absent, hashing it once (loading a snapshot inserts
+    /// millions of keys that are almost never present); gives the pair back if it was there.
+    pub fn insert_new(&mut self, key: Bstr, value: V) -> Result<(), (Bstr, V)> {
+        assert!(self.len < u32::MAX as usize, "key table full");
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
+        }
+        let hash = self.hash(&key);
+        let segments = &self.segments;
+        let found = self.index[table_of(hash)]
+            .find(widen(hash), |&(position, stored)| {
+                let (segment, offset) = split(position as usize);
+                stored == hash && segments[segment][offset].0.as_bytes() == key.as_bytes()
+            })
+            .is_some();
+        if found {
+            return Err((key, value));
+        }
+        let position = self.len;
+        self.index[table_of(hash)].insert_unique(
+            widen(hash),
+            (position as u32, hash),
+            |&(_, stored)| widen(stored),
+        );
+        let (segment, _) = split(position);
+        if segment == self.segments.len() {
+            let capacity = if segment == 0 { 0 } else { ENTRY_SEGMENT_LEN };
+            self.segments.push(Vec::with_capacity(capacity));
+        }
+        self.segments[segment].push((key, value));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Makes room for `additional` more keys in the index (and in the first entry segment),
+    /// so a load of known size does not grow the tables step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        if additional == 0 {
+            return;
+        }
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
+        }
+        let per_table = additional / INDEX_SEGMENTS + 1;
+        for table in &mut self.index {
+            table.reserve(per_table, |&(_, stored)| widen(stored));
+        }
+        if self.len < ENTRY_SEGMENT_LEN {
+            if self.segments.is_empty() {
+                self.segments.push(Vec::new());
+            }
+            let wanted = (self.len + additional).min(ENTRY_SEGMENT_LEN);
+            let first = &mut self.segments[0];
+            first.reserve(wanted.saturating_sub(first.len()));
+        }
+    }
+
     /// Removes `key`, moving the last entry into its position.
     pub fn swap_remove_entry(&mut self, key: &[u8]) -> Option<(Bstr, V)> {
         if self.index.is_empty() {
