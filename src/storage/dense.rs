@@ -373,6 +373,26 @@ mod tests {
     }
 
     #[test]
+    fn insert_new_refuses_present_keys_and_reserve_keeps_invariants() {
+        let mut map = DenseMap::default();
+        map.reserve(100_000);
+        for i in 0..100_000 {
+            assert!(map
+                .insert_new(Bstr::from(format!("k{i}").as_str()), i)
+                .is_ok());
+        }
+        let (key, value) = map.insert_new(Bstr::from("k7"), 0).unwrap_err();
+        assert_eq!((key.as_bytes(), value), (&b"k7"[..], 0));
+        assert_eq!(map.get(b"k7"), Some(&7));
+        assert_eq!(map.len(), 100_000);
+        map.check_invariants();
+        let mut empty: DenseMap<()> = DenseMap::default();
+        empty.reserve(10);
+        assert!(empty.is_empty() && empty.get(b"x").is_none());
+        empty.check_invariants();
+    }
+
+    #[test]
     fn grows_by_whole_segments_without_slack() {
         let mut map = DenseMap::default();
         let count = 3 * ENTRY_SEGMENT_LEN + 10;
