@@ -97,7 +97,7 @@ fn workload(seed: u64, databases: u64, ops_per_db: usize) -> Vec<Command> {
             let n = rng.below(60);
             let key = |prefix: &str| -> Vec<u8> {
                 let mut k = format!("{prefix}:{n}").into_bytes();
-                if n % 13 == 0 {
+                if n.is_multiple_of(13) {
                     k.extend([0u8, 0xff, b'\n']);
                 }
                 k
