@@ -130,6 +130,25 @@ impl Db {
         }
     }
 
+    /// Appends a key for bulk loading, without indexing it (see [`DenseMap::push_unindexed`]):
+    /// lookups miss it until [`Db::index_loaded`] runs.
+    pub fn push_loaded(&mut self, key: Bstr, value: Value, expire_at: Option<u64>) {
+        if let Some(at) = expire_at {
+            self.expires.insert(key.clone(), at);
+        }
+        self.keys.push_unindexed(key, value);
+    }
+
+    /// Indexes the keys appended by [`Db::push_loaded`] at positions `from..`. On a duplicate
+    /// key, returns it; the database must then be cleared.
+    pub fn index_loaded(&mut self, from: usize) -> Result<(), Bstr> {
+        self.keys.index_from(from).map_err(|position| {
+            self.keys
+                .get_index(position)
+                .map_or_else(|| Bstr::new(b""), |(key, _)| key.clone())
+        })
+    }
+
     /// Makes room for `keys` more keys, `expires` of them with a TTL (RDB `RESIZEDB` hint).
     pub fn reserve(&mut self, keys: usize, expires: usize) {
         self.keys.reserve(keys);
