@@ -1,6 +1,6 @@
 //! Keyspace commands: deletion and existence, expiry (EXPIRE family, TTL family, PERSIST),
 //! renaming and moving keys between databases, iteration (KEYS, SCAN, RANDOMKEY), whole-
-//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB) and OBJECT introspection.
+//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB), OBJECT introspection and DUMP.
 //!
 //! Replies, errors and propagation follow Redis 7.0 (`db.c`, `expire.c`, `object.c`):
 //! relative expiries are propagated as `PEXPIREAT <unix-ms>` (keeping NX/XX/GT/LT), and an
@@ -258,6 +258,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         restore
     ),
     spec!("object", -2, 0, 0, 0, 0, "@slow", object),
+    spec!("dump", 2, READONLY, 1, 1, 1, "@keyspace @read @slow", dump),
 ];
 
 /// `ERR source and destination objects are the same`.
@@ -984,5 +985,24 @@ fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ))
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// DUMP
+// ---------------------------------------------------------------------------------------
+
+/// `DUMP key`: the value serialized as Redis 7.0 does (RDB encoding, version 10, CRC64), or
+/// nil for a missing key. Compressed as the `rdbcompression` setting says, like Redis.
+fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let key = args[1];
+    if !exists_counted(ctx, key) {
+        ctx.reply.null();
+        return Ok(());
+    }
+    let compression = ctx.shared.config().rdbcompression;
+    let value = ctx.db().peek(key).expect("looked up above");
+    let payload = crate::persistence::rdb::encode::dump_payload(value, compression);
+    ctx.reply.bulk(&payload);
     Ok(())
 }
