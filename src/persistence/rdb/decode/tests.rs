@@ -1452,3 +1452,113 @@ fn payload_footer_is_checked() {
     let e = restore_payload(&with_version(10, &stream)).unwrap_err();
     assert!(e.reason.contains("a stream"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Round trips through ringkv's own encoder
+// ---------------------------------------------------------------------------------------
+
+/// Values of every type on both sides of every encoding threshold.
+fn sample_values() -> Vec<(String, Value)> {
+    use crate::storage::value::{Map, Set};
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (name, text) in [
+        ("empty", b"".to_vec()),
+        ("int", b"-12345".to_vec()),
+        ("bigint", i64::MIN.to_string().into_bytes()),
+        ("noncanonical", b"007".to_vec()),
+        ("binary", vec![0, 255, 10, 13]),
+        ("compressible", b"ab".repeat(500)),
+        (
+            "random",
+            (0..3000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+    ] {
+        out.push((format!("str-{name}"), Value::Str(Bstr::from_vec(text))));
+    }
+    for n in [1usize, 5, 128, 129, 1000] {
+        let mut list = List::new();
+        let mut map: Map<Bstr, Bstr> = Map::default();
+        let mut set: Set<Bstr> = Set::default();
+        let mut ints: Set<Bstr> = Set::default();
+        let mut zset = ZSet::default();
+        for i in 0..n {
+            let element = if i % 3 == 0 {
+                Bstr::from_i64(i as i64 * 1_000_003 - 7)
+            } else {
+                Bstr::from(format!("element-{i}").as_str())
+            };
+            list.push_back(element.clone());
+            map.insert(Bstr::from(format!("f{i}").as_str()), element.clone());
+            set.insert(element.clone());
+            ints.insert(Bstr::from_i64(i as i64 * 3 - 100));
+            zset.insert(&element, i as f64 / 3.0 - 10.0);
+        }
+        if n == 5 {
+            list.push_back(Bstr::from_vec(vec![b'L'; 10_000]));
+            map.insert(Bstr::from("long"), Bstr::from_vec(vec![b'v'; 100]));
+            zset.insert(b"inf", f64::INFINITY);
+            zset.insert(b"-inf", f64::NEG_INFINITY);
+        }
+        out.push((format!("list-{n}"), Value::List(Box::new(list))));
+        out.push((format!("hash-{n}"), Value::Hash(Box::new(map))));
+        out.push((format!("set-{n}"), Value::Set(Box::new(set))));
+        out.push((format!("ints-{n}"), Value::Set(Box::new(ints))));
+        out.push((format!("zset-{n}"), Value::ZSet(Box::new(zset))));
+    }
+    out
+}
+
+#[test]
+fn ringkv_dump_payloads_restore_to_the_same_values() {
+    for (name, value) in sample_values() {
+        for compression in [true, false] {
+            let payload = super::super::encode::dump_payload(&value, compression);
+            let restored = restore_payload(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                digest::value_digest(&restored, false),
+                digest::value_digest(&value, false),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ringkv_files_load_back_with_the_same_digest_and_expiries() {
+    let mut source = dbs(16);
+    for (i, (name, value)) in sample_values().into_iter().enumerate() {
+        let db = &mut source[[0, 1, 9, 15][i % 4]];
+        db.set(name.as_bytes(), value);
+        if i % 3 == 0 {
+            db.set_expire_at(name.as_bytes(), 4_102_444_800_000 + i as u64);
+        }
+    }
+    for compression in [true, false] {
+        let options = super::super::SaveOptions {
+            compression,
+            ..Default::default()
+        };
+        let info = super::super::SaveInfo {
+            repl_stream_db: Some(9),
+            repl_id: Some("f".repeat(40)),
+            repl_offset: Some(777),
+            aof_base: true,
+        };
+        let mut bytes = Vec::new();
+        super::super::encode::save(&source, &mut bytes, &options, &info, 1_700_000_000_000)
+            .unwrap();
+        let (loaded_dbs, loaded) = load_all(&bytes).unwrap();
+        assert_eq!(loaded.info, info);
+        assert_eq!(loaded.ctime, Some(1_700_000_000));
+        assert_eq!(loaded.consumed, bytes.len());
+        assert_eq!(
+            digest::dataset_digest(&loaded_dbs),
+            digest::dataset_digest(&source)
+        );
+        for (ours, theirs) in loaded_dbs.iter().zip(&source) {
+            for (key, _) in theirs.iter() {
+                assert_eq!(ours.expire_at(key), theirs.expire_at(key), "{key:?}");
+            }
+        }
+    }
+}
