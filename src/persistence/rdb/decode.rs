@@ -10,6 +10,10 @@
 //! within the blob, listpack back-lengths and ziplist previous-entry lengths, terminators,
 //! sorted unique intsets, no duplicate fields or members.
 //!
+//! Databases that are empty when the load starts (the usual case) are filled in bulk: keys
+//! are appended to the key table unindexed and indexed once at the end, table by table while
+//! each table is in cache, instead of paying two cache misses per key on a big index.
+//!
 //! # Bad input
 //! Nothing here panics or loops on corrupt input: every loop iteration consumes at least one
 //! byte, every length is checked against the bytes left before it is used, and capacities
