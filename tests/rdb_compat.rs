@@ -218,6 +218,7 @@ fn check_saved_file(redis: &Server, databases: usize) -> (Vec<String>, Vec<u8>) 
         now_ms: now_ms(),
         drop_expired: true,
         key_load_delay_us: 0,
+        skip_checksum: false,
     };
     let loaded = decode::load(&bytes, &mut dbs, &options)
         .unwrap_or_else(|e| panic!("redis' dump.rdb did not load: {e}"));

@@ -325,6 +325,7 @@ pub fn load_bytes(
         now_ms: unix_time_ms(),
         drop_expired: !store.replica_mode,
         key_load_delay_us: config.key_load_delay,
+        skip_checksum: !config.rdbchecksum,
     };
     for db in &mut store.dbs {
         db.clear();

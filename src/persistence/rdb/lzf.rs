@@ -277,10 +277,16 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, &'static
             if distance >= n {
                 out.extend_from_within(start..start + n);
             } else {
-                // Overlapping copy: each byte may be one this reference just produced.
-                for k in 0..n {
-                    let b = out[start + k];
-                    out.push(b);
+                // Overlapping copy: the reference repeats the last `distance` bytes. Copy the
+                // period, then whatever was already produced, doubling each step (a run of
+                // zeros, distance 1, is a handful of memcpys instead of a byte loop).
+                let mut left = n;
+                let mut chunk = distance;
+                while left > 0 {
+                    let take = chunk.min(left);
+                    out.extend_from_within(start..start + take);
+                    left -= take;
+                    chunk += take;
                 }
             }
         }
@@ -294,6 +300,30 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, &'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_back_references_repeat_their_period() {
+        for distance in 1..=5usize {
+            for n in [3usize, 7, 9, 20, 100, 264] {
+                let literal: Vec<u8> = (0..distance as u8).map(|b| b'a' + b).collect();
+                let mut input = vec![(distance - 1) as u8];
+                input.extend_from_slice(&literal);
+                let long = n - 2;
+                if long >= 7 {
+                    input.extend_from_slice(&[7 << 5, (long - 7) as u8]);
+                } else {
+                    input.push((long as u8) << 5);
+                }
+                input.push((distance - 1) as u8);
+                let expected: Vec<u8> = (0..distance + n).map(|i| literal[i % distance]).collect();
+                assert_eq!(
+                    decompress(&input, expected.len()).unwrap(),
+                    expected,
+                    "distance {distance}, length {n}"
+                );
+            }
+        }
+    }
 
     fn compressed(input: &[u8]) -> Option<Vec<u8>> {
         let mut out = vec![0xAB]; // existing content must survive

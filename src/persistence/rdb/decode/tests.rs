@@ -902,6 +902,7 @@ fn expired_keys_are_dropped_only_when_asked() {
         now_ms: 2000,
         drop_expired: true,
         key_load_delay_us: 0,
+        skip_checksum: false,
     };
     let loaded = load(&bytes, &mut dropped, &options).unwrap();
     assert_eq!((loaded.keys, loaded.expired_skipped), (2, 1));
