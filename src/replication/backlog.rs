@@ -22,7 +22,8 @@
 //! # Writers
 //! [`Backlog::reserve`] claims `len` bytes with one `fetch_add`. Before copying, the writer
 //! makes room: it waits until the bytes it will overwrite are committed, raises `tail` past
-//! them, and waits for any reader still holding a grant on them (below). [`Reservation::copy`]
+//! them (by up to [`tail_step`] more, so most writers find it done and skip this), and waits
+//! for any reader still holding a grant on them (below). [`Reservation::copy`]
 //! fills the claim (splitting at the ring's end); [`Reservation::commit`] publishes it.
 //! Commits happen in offset order: a writer whose predecessor has not committed waits for it.
 //! That wait is short and bounded in ringkv because reservations are taken inside the keyspace
@@ -279,15 +280,29 @@ impl Inner {
 
     /// Makes the ring bytes of `[end - capacity, end)` safe to overwrite: they are committed,
     /// below `tail`, and no reader holds a grant on them.
+    ///
+    /// `tail` moves in steps of up to [`tail_step`] bytes (never past `committed`), so most
+    /// writers find it already far enough and skip the shared read-modify-write and the wait
+    /// for predecessors; a full ring then holds between `capacity - tail_step` and `capacity`
+    /// bytes of history (Redis trims its backlog in 16 KiB blocks the same way).
     fn make_room(&self, end: u64) {
         let overwrite_to = end.saturating_sub(self.capacity);
         if overwrite_to == 0 {
             return;
         }
-        // The bytes overwritten are another writer's until it commits. It is a predecessor
-        // (len <= capacity), so this never waits for itself or a successor.
-        wait_until(|| self.committed().load(Ordering::Acquire) >= overwrite_to);
-        self.tail().fetch_max(overwrite_to, Ordering::SeqCst);
+        // A sequentially consistent load is enough to skip the update: whoever raised `tail`
+        // did it with a SeqCst RMW, so the reader/writer handshake still holds (module doc).
+        if self.tail().load(Ordering::SeqCst) < overwrite_to {
+            // The bytes overwritten are another writer's until it commits. It is a predecessor
+            // (len <= capacity), so this never waits for itself or a successor.
+            wait_until(|| self.committed().load(Ordering::Acquire) >= overwrite_to);
+            let committed = self.committed().load(Ordering::Acquire);
+            let step = tail_step(self.capacity);
+            let target = overwrite_to.max(committed.min(overwrite_to + step));
+            self.tail().fetch_max(target, Ordering::SeqCst);
+        }
+        // Grants on bytes this writer overwrites must be released first, even when another
+        // writer raised the tail: that writer may not have finished its own scan.
         let used = self.slots_used.load(Ordering::SeqCst);
         for slot in &self.slots[..used] {
             wait_until(|| {
@@ -325,6 +340,12 @@ impl Drop for Inner {
         // (reservations, grants, readers) holds a reference to `Inner`, so none is alive.
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.map_len) };
     }
+}
+
+/// How far `tail` may advance at once: 1/64 of the ring in whole 4 KiB pages (16 KiB for
+/// the default 1 MiB backlog; rings under 256 KiB advance exactly).
+pub fn tail_step(capacity: u64) -> u64 {
+    capacity / 64 / 4096 * 4096
 }
 
 /// Spins briefly, then yields, until `done()`.
@@ -1115,6 +1136,46 @@ mod tests {
     }
 
     #[test]
+    fn a_large_ring_drops_history_in_steps() {
+        let capacity = 1 << 20;
+        let step = tail_step(capacity);
+        assert_eq!(step, 16 << 10);
+        let (_dir, backlog) = fresh(capacity, 0);
+        let record = [3u8; 1000];
+        let mut lowest = u64::MAX;
+        for _ in 0..3000 {
+            backlog.append(&record).unwrap();
+            let held = backlog.histlen();
+            if backlog.end_offset() > capacity + 1 {
+                assert!(held + step >= capacity && held <= capacity, "holds {held}");
+                lowest = lowest.min(held);
+            }
+            backlog.check_invariants().unwrap();
+        }
+        assert!(
+            lowest < capacity - step / 2,
+            "tail never stepped ahead: {lowest}"
+        );
+        let first = backlog.first_offset();
+        assert_eq!(
+            drain(&mut backlog.reader(first).unwrap(), 1 << 20)
+                .unwrap()
+                .len() as u64,
+            backlog.histlen()
+        );
+        // Records nearly as large as the ring: the step must stop at `committed`.
+        for fill in [4u8, 5, 6] {
+            let big = vec![fill; capacity as usize - 10];
+            backlog.append(&big).unwrap();
+            backlog.check_invariants().unwrap();
+            let mut reader = backlog
+                .reader(backlog.end_offset() - big.len() as u64)
+                .unwrap();
+            assert_eq!(drain(&mut reader, 1 << 20).unwrap(), big);
+        }
+    }
+
+    #[test]
     fn a_grant_across_the_ring_end_is_two_slices() {
         let (_dir, backlog) = fresh(64, 0);
         backlog.append(&[1; 60]).unwrap();
@@ -1616,7 +1677,7 @@ mod tests {
 
     #[test]
     fn stress_writers_and_readers() {
-        stress(64 << 10, 200, 100_000);
+        stress(512 << 10, 200, 100_000);
     }
 
     /// Three writers in flight can hold more than this ring: writers must wait for their
