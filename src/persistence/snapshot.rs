@@ -100,7 +100,7 @@ pub fn save_options(config: &Config) -> rdb::SaveOptions {
 pub fn save_info(store: &Store) -> rdb::SaveInfo {
     rdb::SaveInfo {
         repl_stream_db: Some(0),
-        repl_id: Some(crate::command::server::master_replid().to_string()),
+        repl_id: Some(store.replication.replid.clone()),
         repl_offset: Some(store.propagation.offset as i64),
         aof_base: false,
     }

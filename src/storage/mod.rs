@@ -59,6 +59,8 @@ pub struct Store {
     pub propagation: crate::replication::Propagation,
     /// Snapshot bookkeeping (running child, last save, save counters).
     pub persistence: crate::persistence::snapshot::State,
+    /// Replication identity, backlog, replicas and master link.
+    pub replication: crate::replication::ReplicationState,
 }
 
 impl Store {
@@ -71,6 +73,7 @@ impl Store {
             replica_mode: false,
             propagation: crate::replication::Propagation::default(),
             persistence: crate::persistence::snapshot::State::default(),
+            replication: crate::replication::ReplicationState::default(),
         }
     }
 
