@@ -19,6 +19,9 @@ pub struct ReplicationState {
     pub replid2: String,
     /// `second_repl_offset`: highest PSYNC offset accepted with `replid2` (-1 when none).
     pub second_replid_offset: i64,
+    /// `master_repl_offset`: the offset of the last stream byte produced (as a master) or
+    /// applied (as a replica).
+    pub master_repl_offset: u64,
     /// The backlog, created when the first replica attaches (or restored at start).
     pub backlog: Option<Backlog>,
     /// This server as a master: its replicas.
@@ -33,10 +36,50 @@ impl Default for ReplicationState {
             replid: crate::server::shared::new_run_id(),
             replid2: NO_REPLID.to_string(),
             second_replid_offset: -1,
+            master_repl_offset: 0,
             backlog: None,
             master_side: MasterSide::default(),
             replica_side: ReplicaSide::default(),
         }
+    }
+}
+
+/// Name of the backlog file inside `dir`.
+pub const BACKLOG_FILE: &str = "ringkv-backlog.ring";
+
+impl ReplicationState {
+    /// Appends stream bytes: they advance `master_repl_offset` and go into the backlog when
+    /// there is one. A master feeds what its commands propagated (in `Store::end_batch`); a
+    /// replica feeds the bytes it applied from its master, unchanged (chained replication).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.master_repl_offset += bytes.len() as u64;
+        if let Some(backlog) = &self.backlog {
+            if backlog.append(bytes).is_err() {
+                // A batch larger than the whole ring: no reader could be given it whole, so
+                // the history is cut here and every replica needs a full resync.
+                crate::log!(
+                    Warning,
+                    "A write batch of {} bytes is larger than repl-backlog-size: replicas will need a full resync",
+                    bytes.len()
+                );
+                self.backlog = None;
+            }
+        }
+    }
+
+    /// Creates the backlog (`dir`/[`BACKLOG_FILE`]) at the current offset.
+    pub fn create_backlog(&mut self, capacity: u64) -> std::io::Result<()> {
+        let backlog = Backlog::create(
+            std::path::Path::new(BACKLOG_FILE),
+            capacity,
+            &self.replid,
+            self.master_repl_offset,
+        )?;
+        self.backlog = Some(backlog);
+        Ok(())
     }
 }
 
