@@ -511,7 +511,7 @@ fn client_kind(info: &ClientInfo) -> ClientKind {
 /// Appends one CLIENT LIST line (with its `\n`) in Redis 7.0's field order. Buffer sizes
 /// describe ringkv's own buffers; the calling client's MULTI and WATCH state is exact, other
 /// clients' is what their [`ClientInfo`] mirrors.
-fn describe_client(ctx: &Ctx<'_>, info: &ClientInfo, out: &mut String) {
+pub(crate) fn describe_client(ctx: &Ctx<'_>, info: &ClientInfo, out: &mut String) {
     let own = info.id == ctx.client.id;
     let now_ms = unix_time_ms();
     let idle_secs = if own {

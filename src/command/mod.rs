@@ -352,13 +352,25 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             "ERR Command not allowed inside a transaction",
         ));
     }
-    if spec.has(flags::WRITE) || spec.name == "ping" {
+    // Our master's writes are obeyed whatever our own persistence state (as in Redis).
+    if (spec.has(flags::WRITE) || spec.name == "ping") && !ctx.client.is_master {
         if let Some(refusal) = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store) {
             if let Some(multi) = ctx.client.multi.as_mut() {
                 multi.aborted = true;
             }
             return Err(CmdError::new(refusal));
         }
+    }
+    if let Some(refusal) = crate::replication::replica::command_refusal(
+        ctx.config,
+        ctx.store,
+        spec.flags,
+        ctx.client.is_master,
+    ) {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return Err(CmdError::new(refusal));
     }
     if let Some(multi) = ctx
         .client
@@ -388,7 +400,8 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 /// Executes an already-checked command (also used by EXEC for each queued command).
 pub fn execute(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[&[u8]]) -> CmdResult {
-    if spec.has(flags::DENYOOM) && ctx.config.maxmemory > 0 {
+    // A replica never refuses its master's writes for memory (`replica-ignore-maxmemory`).
+    if spec.has(flags::DENYOOM) && ctx.config.maxmemory > 0 && !ctx.client.is_master {
         let used = crate::storage::memory::used_memory();
         if used > ctx.config.maxmemory {
             return Err(CmdError::new(

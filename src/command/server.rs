@@ -132,6 +132,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec!("wait", 3, NOSCRIPT, 0, 0, 0, "@slow @connection", wait),
     spec!(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "@admin @slow @dangerous",
+        crate::replication::replica::replicaof_command
+    ),
+    spec!(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "@admin @slow @dangerous",
+        crate::replication::replica::replicaof_command
+    ),
+    spec!(
         "slowlog",
         -2,
         ADMIN | LOADING | STALE,
@@ -981,22 +1001,42 @@ fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
 fn info_replication(ctx: &Ctx<'_>, out: &mut String) {
     let config = ctx.shared.config();
     out.push_str("# Replication\r\n");
-    field!(out, "role", "master");
+    // Until R1's section lands: the role and the replica's own fields (replica.rs).
+    let replica = ctx.store.replication.replica_side.is_replica();
+    field!(out, "role", "{}", if replica { "slave" } else { "master" });
+    crate::replication::replica::info_fields(ctx.store, &config, unix_time_ms(), out);
     field!(out, "connected_slaves", "0");
     field!(out, "master_failover_state", "no-failover");
     field!(out, "master_replid", "{}", ctx.store.replication.replid);
     field!(out, "master_replid2", "{}", ctx.store.replication.replid2);
+    let replication = &ctx.store.replication;
     field!(
         out,
         "master_repl_offset",
         "{}",
-        ctx.store.propagation.offset
+        replication.master_repl_offset
     );
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
+    field!(
+        out,
+        "second_repl_offset",
+        "{}",
+        replication.second_replid_offset
+    );
+    let backlog = replication.backlog.as_ref();
+    field!(out, "repl_backlog_active", "{}", backlog.is_some() as u8);
     field!(out, "repl_backlog_size", "{}", config.repl_backlog_size);
-    field!(out, "repl_backlog_first_byte_offset", "0");
-    field!(out, "repl_backlog_histlen", "0");
+    field!(
+        out,
+        "repl_backlog_first_byte_offset",
+        "{}",
+        backlog.map_or(0, |b| b.first_offset())
+    );
+    field!(
+        out,
+        "repl_backlog_histlen",
+        "{}",
+        backlog.map_or(0, |b| b.histlen())
+    );
 }
 
 /// `getrusage(who)` user and system time as Redis prints them (`%ld.%06ld`).
@@ -1788,6 +1828,9 @@ fn monitor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 
 /// ROLE: a master without replicas, `["master", <offset>, []]`.
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    if crate::replication::replica::role_reply(ctx.store, ctx.reply) {
+        return Ok(());
+    }
     ctx.reply.array(3);
     ctx.reply.bulk(b"master");
     ctx.reply.int(ctx.store.propagation.offset as i64);

@@ -98,6 +98,11 @@ pub fn save_options(config: &Config) -> rdb::SaveOptions {
 
 /// What goes into a file's replication aux fields.
 pub fn save_info(store: &Store) -> rdb::SaveInfo {
+    // A replica saves its master's history and the offset its data ends at (or nothing when
+    // it has none), so a restart can resync partially (replication issue, R2).
+    if store.replication.replica_side.is_replica() {
+        return crate::replication::replica::save_info(store).unwrap_or_default();
+    }
     rdb::SaveInfo {
         repl_stream_db: Some(0),
         repl_id: Some(store.replication.replid.clone()),
@@ -307,6 +312,7 @@ pub fn load_rdb_at_start(config: &Config, store: &mut Store) -> Result<(), Strin
         loaded.keys,
         loaded.expired_skipped
     );
+    crate::replication::replica::restore_at_start(store, &loaded.info);
     log!(
         Notice,
         "DB loaded from disk: {:.3} seconds",

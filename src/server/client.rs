@@ -46,6 +46,9 @@ pub struct ClientState {
     pub blocked: Option<u64>,
     /// Replies are suppressed (CLIENT REPLY OFF/SKIP).
     pub reply_mode: ReplyMode,
+    /// This is a replica's link to its master (Redis' `CLIENT_MASTER`): its writes are
+    /// obeyed on a read-only replica and it gets no replies.
+    pub is_master: bool,
     pub info: Arc<ClientInfo>,
 }
 
@@ -79,6 +82,7 @@ impl ClientState {
             close_after_reply: false,
             blocked: None,
             reply_mode: ReplyMode::On,
+            is_master: false,
             info,
         }
     }

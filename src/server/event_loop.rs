@@ -30,6 +30,11 @@ use crate::log;
 use crate::protocol::parser::{self, Parsed};
 use crate::protocol::{Reply, Resp};
 
+// The replica's link to its master: an `impl Core` block in its own file, a child module so
+// it reaches the connection slab (replication issue, R2).
+#[path = "master_link.rs"]
+mod master_link;
+
 /// Completions handled per loop turn before other work gets a chance.
 const COMPLETIONS_PER_TURN_MAX: usize = 4096;
 /// Submission queue size of each ring.
@@ -100,6 +105,8 @@ pub struct Core {
     last_memory_release_ms: u64,
     /// Connections with whole commands left in their buffer after their per-turn budget.
     resume: Vec<u32>,
+    /// The link to our master when this server is a replica (core 0 only).
+    replica_link: master_link::ReplicaLink,
 }
 
 /// Creates the listening sockets for `config.bind` and `port` with SO_REUSEPORT, so every
@@ -185,6 +192,7 @@ impl Core {
             blocked_deadlines: BinaryHeap::new(),
             last_memory_release_ms: 0,
             resume: Vec::new(),
+            replica_link: Default::default(),
         })
     }
 
@@ -333,6 +341,7 @@ impl Core {
                 OpKind::Send => self.on_send(slot, generation, result),
                 OpKind::Wake => self.arm_wake(),
                 OpKind::Cancel => {}
+                OpKind::Connect => self.on_master_connect(result),
             }
         }
     }
@@ -508,6 +517,9 @@ impl Core {
 
     /// Parses and executes every whole command in the connection's buffer.
     fn process_input(&mut self, slot: u32) {
+        if matches!(self.conns.get(slot as usize), Some(Some(conn)) if conn.client.is_master) {
+            return self.master_link_input(slot);
+        }
         let shared = self.shared.clone();
         let config = self.config.clone();
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
@@ -815,6 +827,9 @@ impl Core {
 
     /// Forgets a connection everywhere it is registered, then closes its socket.
     fn release(&mut self, conn: Conn) {
+        if conn.client.is_master {
+            self.master_link_released(conn.client.id);
+        }
         let client = &conn.client;
         {
             let mut store = self.shared.lock_store();
@@ -912,7 +927,7 @@ impl Core {
         let mut idle = Vec::new();
         for (slot, conn) in self.conns.iter().enumerate() {
             let Some(conn) = conn else { continue };
-            if conn.client.blocked.is_some() {
+            if conn.client.blocked.is_some() || conn.client.is_master {
                 continue;
             }
             if timeout_ms > 0
@@ -938,6 +953,9 @@ impl Core {
         if self.id == 0 {
             let mut store = self.shared.lock_store();
             crate::persistence::snapshot::cron(&self.shared, &mut store);
+        }
+        if self.id == 0 {
+            self.replication_tick(now);
         }
     }
 

@@ -56,6 +56,8 @@ impl Server {
                 .map(std::os::fd::AsRawFd::as_raw_fd)
                 .collect(),
         );
+        // A configured `replicaof` first, so the load keeps keys a master will expire.
+        crate::replication::replica::configure_at_start(&mut shared.lock_store(), &shared.config());
         crate::persistence::snapshot::load_at_start(&shared)?;
         // Each ring is created on the thread that will use it (IORING_SETUP_SINGLE_ISSUER
         // requires it); creation errors come back here so the start fails with the cause.

@@ -17,6 +17,8 @@ pub enum OpKind {
     Send = 3,
     Wake = 4,
     Cancel = 5,
+    /// The replica's connect to its master (`server::master_link`).
+    Connect = 20,
 }
 
 impl OpKind {
@@ -27,6 +29,7 @@ impl OpKind {
             3 => OpKind::Send,
             4 => OpKind::Wake,
             5 => OpKind::Cancel,
+            20 => OpKind::Connect,
             _ => return None,
         })
     }
@@ -137,6 +140,25 @@ pub unsafe fn read_eventfd(ring: &mut IoUring, fd: i32, target: *mut u64) {
     let entry = opcode::Read::new(types::Fd(fd), target as *mut u8, 8)
         .build()
         .user_data(user_data(OpKind::Wake, 0, 0));
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { push(ring, &entry) }
+}
+
+/// Connects the socket `fd` to the address `address[..len]` (the socket may be non-blocking:
+/// the ring waits for the handshake and completes with its outcome).
+///
+/// # Safety
+/// `address` must stay valid and unmodified until the completion is reaped, and `fd` open.
+pub unsafe fn connect(
+    ring: &mut IoUring,
+    fd: i32,
+    address: *const libc::sockaddr,
+    len: libc::socklen_t,
+    data: u64,
+) {
+    let entry = opcode::Connect::new(types::Fd(fd), address, len)
+        .build()
+        .user_data(data);
     // SAFETY: forwarded from the caller's contract.
     unsafe { push(ring, &entry) }
 }

@@ -20,6 +20,24 @@ pub struct Db {
     pub expired_total: u64,
     /// Where the next active expire cycle resumes in `expires`.
     expire_cursor: usize,
+    /// What a lookup does with a key whose time has passed (a master deletes it, a replica
+    /// hides it from its clients and keeps it live for its master's stream).
+    pub expiry_mode: ExpiryMode,
+}
+
+/// How lookups treat a key whose time has passed (Redis' `expireIfNeeded` on masters and
+/// replicas).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiryMode {
+    /// A master: the key is deleted, and the deletion recorded in [`Db::expired`].
+    #[default]
+    Delete,
+    /// A replica serving its own clients: the key reads as missing but stays until the
+    /// master's `DEL` arrives, so the replica never diverges from its master.
+    Hide,
+    /// A replica applying its master's stream: the key is live until the master deletes it
+    /// (the master decided the command ran before the key expired).
+    Keep,
 }
 
 /// Outcome of one [`Db::active_expire`] pass.
@@ -61,14 +79,23 @@ impl Db {
         if !self.is_expired(key, now_ms) {
             return false;
         }
-        if !replica {
-            self.expires.swap_remove(key);
-            if let Some((k, _)) = self.keys.swap_remove_entry(key) {
-                self.expired.push(k);
-                self.expired_total += 1;
+        match self.expiry_mode {
+            ExpiryMode::Keep => false,
+            ExpiryMode::Hide => true,
+            ExpiryMode::Delete if replica => true,
+            ExpiryMode::Delete => {
+                self.delete_expired(key);
+                true
             }
         }
-        true
+    }
+
+    fn delete_expired(&mut self, key: &[u8]) {
+        self.expires.swap_remove(key);
+        if let Some((k, _)) = self.keys.swap_remove_entry(key) {
+            self.expired.push(k);
+            self.expired_total += 1;
+        }
     }
 
     /// The live value of `key`, expiring it first if its time has passed.
@@ -172,7 +199,11 @@ impl Db {
         now_ms: u64,
         make: impl FnOnce() -> Value,
     ) -> &mut Value {
-        self.expire_if_needed(key, now_ms, false);
+        if self.expire_if_needed(key, now_ms, false) && self.expiry_mode == ExpiryMode::Hide {
+            // A write by a client of a writable replica: the stale key goes first, as
+            // Redis' write lookups force the deletion there.
+            self.delete_expired(key);
+        }
         if !self.keys.contains_key(key) {
             self.keys.insert(Bstr::new(key), make());
         }

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use bstr::Bstr;
-pub use db::Db;
+pub use db::{Db, ExpiryMode};
 pub use list::List;
 pub use value::{Value, WRONGTYPE};
 
@@ -123,6 +123,26 @@ impl Store {
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
         // Consumers (the AOF writer, the replication backlog) attach here.
+    }
+
+    /// Turns replica behaviour on or off: a replica never expires keys itself, it hides
+    /// them from its clients until its master's `DEL` arrives.
+    pub fn set_replica_mode(&mut self, replica: bool) {
+        self.replica_mode = replica;
+        let mode = if replica {
+            ExpiryMode::Hide
+        } else {
+            ExpiryMode::Delete
+        };
+        self.set_expiry_mode(mode);
+    }
+
+    /// Sets how every database's lookups treat expired keys (the master link switches to
+    /// [`ExpiryMode::Keep`] while it applies its master's commands).
+    pub fn set_expiry_mode(&mut self, mode: ExpiryMode) {
+        for db in &mut self.dbs {
+            db.expiry_mode = mode;
+        }
     }
 
     /// Total keys over all databases.
