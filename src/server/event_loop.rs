@@ -938,6 +938,7 @@ impl Core {
         if self.id == 0 {
             let mut store = self.shared.lock_store();
             crate::persistence::snapshot::cron(&self.shared, &mut store);
+            crate::persistence::aof::cron(&self.shared, &mut store, now);
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Store {
     pub propagation: crate::replication::Propagation,
     /// Snapshot bookkeeping (running child, last save, save counters).
     pub persistence: crate::persistence::snapshot::State,
+    /// The append-only file: fed from the stream at the end of every batch.
+    pub aof: crate::persistence::aof::Aof,
 }
 
 impl Store {
@@ -71,6 +73,7 @@ impl Store {
             replica_mode: false,
             propagation: crate::replication::Propagation::default(),
             persistence: crate::persistence::snapshot::State::default(),
+            aof: crate::persistence::aof::Aof::default(),
         }
     }
 
@@ -119,7 +122,13 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        // Consumers (the AOF writer, the replication backlog) attach here.
+        if !self.propagation.has_pending() && !self.aof.has_buffered() {
+            return;
+        }
+        let bytes = self.propagation.take();
+        // The replication backlog (issue 4) takes its copy of `bytes` here, before the AOF.
+        let spare = self.aof.feed(bytes);
+        self.propagation.give_back(spare);
     }
 
     /// Total keys over all databases.

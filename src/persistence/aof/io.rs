@@ -1,0 +1,375 @@
+//! The AOF's own small io_uring: appends, `fdatasync`s, and background fsync-then-close.
+//!
+//! The ring is used only under the keyspace lock, so one thread at a time, but not always the
+//! same thread (whichever core runs the batch), which is why it is built without
+//! `IORING_SETUP_SINGLE_ISSUER`.
+//!
+//! Two kinds of operations:
+//! - **Waited** (appends, `appendfsync always` syncs): pushed, submitted and waited for
+//!   before the call returns, so the buffer they point at is borrowed only for the call. A
+//!   write linked to its fdatasync costs one `io_uring_enter`.
+//! - **Background** (`everysec` syncs, the final sync of a file a rewrite switched away
+//!   from): pushed and submitted without waiting. They point at no memory, only at a file
+//!   the ring keeps open (`closing`) until the completion is reaped. Their completions are
+//!   reaped whenever the ring is touched and by [`Ring::reap`] from cron.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::log;
+
+/// Submission queue entries (few operations are ever in flight).
+const RING_ENTRIES: u32 = 64;
+/// Largest single write request.
+const WRITE_CHUNK_MAX: usize = 1 << 30;
+
+/// What a completion is for (low 2 bits of `user_data`; the rest is a sequence number).
+const TAG_WAITED: u64 = 0;
+const TAG_BACKGROUND_FSYNC: u64 = 1;
+const TAG_FSYNC_AND_CLOSE: u64 = 2;
+
+/// Outcome of [`Ring::write_at`].
+#[derive(Debug)]
+pub struct Written {
+    /// Bytes written (all of them unless `error` is set).
+    pub bytes: usize,
+    /// Why the write stopped early.
+    pub error: Option<io::Error>,
+    /// Result of the fdatasync linked to the write, when one was asked for and ran.
+    pub synced: Option<io::Result<()>>,
+}
+
+/// The AOF's ring and its background operations.
+pub struct Ring {
+    ring: IoUring,
+    next_sequence: u64,
+    /// Completed waited operations not yet claimed: (user_data, result).
+    done: Vec<(u64, i32)>,
+    /// Background fsyncs in flight (INFO `aof_pending_bio_fsync`).
+    background_fsyncs: u32,
+    /// Files whose last fsync is in flight; closed when it completes.
+    closing: Vec<(u64, File)>,
+    /// errno of the last failed background fsync, cleared by the next successful one (Redis'
+    /// `aof_bio_fsync_status`).
+    pub background_error: Option<i32>,
+}
+
+impl Ring {
+    pub fn new() -> Result<Ring, String> {
+        let ring = IoUring::new(RING_ENTRIES)
+            .map_err(|error| format!("cannot create the AOF's io_uring instance: {error}"))?;
+        Ok(Ring {
+            ring,
+            next_sequence: 0,
+            done: Vec::new(),
+            background_fsyncs: 0,
+            closing: Vec::new(),
+            background_error: None,
+        })
+    }
+
+    /// Background fsyncs still running.
+    pub fn background_fsyncs(&self) -> u32 {
+        self.background_fsyncs
+    }
+
+    fn next_user_data(&mut self, tag: u64) -> u64 {
+        self.next_sequence += 1;
+        (self.next_sequence << 2) | tag
+    }
+
+    /// Writes all of `data` at `offset` of `fd`, retrying short writes and interrupted
+    /// calls like Redis' `aofWrite`. With `sync`, an fdatasync is linked after the last
+    /// chunk (it runs only if that chunk is written whole).
+    pub fn write_at(&mut self, fd: RawFd, offset: u64, data: &[u8], sync: bool) -> Written {
+        let mut written = 0;
+        let mut synced = None;
+        while written < data.len() {
+            let chunk = &data[written..(written + WRITE_CHUNK_MAX).min(data.len())];
+            let last = written + chunk.len() == data.len();
+            let link_sync = sync && last;
+            if link_sync {
+                // Both halves of the link must go to the kernel in one submission.
+                let queue = self.ring.submission();
+                let free = queue.capacity() - queue.len();
+                drop(queue);
+                if free < 2 {
+                    self.enter(0);
+                }
+            }
+            let write_data = self.next_user_data(TAG_WAITED);
+            let mut write = opcode::Write::new(types::Fd(fd), chunk.as_ptr(), chunk.len() as u32)
+                .offset(offset + written as u64)
+                .build()
+                .user_data(write_data);
+            if link_sync {
+                write = write.flags(squeue::Flags::IO_LINK);
+            }
+            // SAFETY: `chunk` borrows `data`, which outlives this call, and the call waits
+            // below for the write's completion before returning or touching `data` again.
+            unsafe { self.push(&write) };
+            let sync_data = if link_sync {
+                let data = self.next_user_data(TAG_WAITED);
+                let fsync = opcode::Fsync::new(types::Fd(fd))
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+                    .user_data(data);
+                // SAFETY: no memory involved; `fd` stays open for the call.
+                unsafe { self.push(&fsync) };
+                Some(data)
+            } else {
+                None
+            };
+            let result = self.wait_for(write_data);
+            let sync_result = sync_data.map(|data| self.wait_for(data));
+            if result < 0 {
+                if result == -libc::EINTR || result == -libc::EAGAIN {
+                    continue;
+                }
+                return Written {
+                    bytes: written,
+                    error: Some(io::Error::from_raw_os_error(-result)),
+                    synced: None,
+                };
+            }
+            if result == 0 {
+                return Written {
+                    bytes: written,
+                    error: Some(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+                    synced: None,
+                };
+            }
+            written += result as usize;
+            if let Some(sync_result) = sync_result {
+                // A short write severs the link: the sync reports ECANCELED and is retried
+                // after the rest of the data.
+                if sync_result != -libc::ECANCELED {
+                    synced = Some(errno_result(sync_result));
+                }
+            }
+        }
+        Written {
+            bytes: written,
+            error: None,
+            synced,
+        }
+    }
+
+    /// fdatasync of `fd`, waited for.
+    pub fn sync(&mut self, fd: RawFd) -> io::Result<()> {
+        loop {
+            let data = self.next_user_data(TAG_WAITED);
+            let fsync = opcode::Fsync::new(types::Fd(fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(data);
+            // SAFETY: no memory involved; `fd` stays open for the call.
+            unsafe { self.push(&fsync) };
+            let result = self.wait_for(data);
+            if result == -libc::EINTR {
+                continue;
+            }
+            return errno_result(result);
+        }
+    }
+
+    /// Starts an fdatasync of `fd` without waiting (Redis' bio fsync job). The caller keeps
+    /// `fd` open: it is the file being appended to.
+    pub fn sync_in_background(&mut self, fd: RawFd) {
+        let data = self.next_user_data(TAG_BACKGROUND_FSYNC);
+        let fsync = opcode::Fsync::new(types::Fd(fd))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(data);
+        // SAFETY: no memory involved. The fd is the open AOF file; should it be closed while
+        // the sync runs, the kernel holds its own reference to the file for the operation.
+        unsafe { self.push(&fsync) };
+        self.background_fsyncs += 1;
+        self.submit_now();
+    }
+
+    /// Syncs `file` in the background and closes it when done (a file a rewrite switched
+    /// away from).
+    pub fn sync_and_close_in_background(&mut self, file: File) {
+        let data = self.next_user_data(TAG_FSYNC_AND_CLOSE);
+        let fsync = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(data);
+        // SAFETY: no memory involved; `file` is kept open in `closing` until the completion.
+        unsafe { self.push(&fsync) };
+        self.closing.push((data, file));
+        self.submit_now();
+    }
+
+    /// Handles every completion already posted, without blocking.
+    pub fn reap(&mut self) {
+        loop {
+            let Some(cqe) = self.ring.completion().next() else {
+                return;
+            };
+            self.handle(cqe.user_data(), cqe.result());
+        }
+    }
+
+    /// Waits until every background operation finished (shutdown, ring drop).
+    pub fn drain(&mut self) {
+        const ROUNDS_MAX: usize = 10_000;
+        for _ in 0..ROUNDS_MAX {
+            self.reap();
+            if self.background_fsyncs == 0 && self.closing.is_empty() {
+                return;
+            }
+            self.enter(1);
+        }
+        log!(
+            Warning,
+            "AOF background fsyncs did not finish in time; exiting without waiting for them"
+        );
+    }
+
+    fn handle(&mut self, user_data: u64, result: i32) {
+        match user_data & 3 {
+            TAG_BACKGROUND_FSYNC => {
+                self.background_fsyncs = self.background_fsyncs.saturating_sub(1);
+                // EBADF/EINVAL mean the file went away, not that the disk failed (as Redis).
+                if result < 0 && result != -libc::EBADF && result != -libc::EINVAL {
+                    if self.background_error.is_none() {
+                        log!(
+                            Warning,
+                            "Fail to fsync the AOF file: {}",
+                            crate::config::os_error_text(&io::Error::from_raw_os_error(-result))
+                        );
+                    }
+                    self.background_error = Some(-result);
+                } else {
+                    self.background_error = None;
+                }
+            }
+            TAG_FSYNC_AND_CLOSE => {
+                // The file is closed whatever the sync said, as Redis' close job does.
+                self.closing.retain(|(data, _)| *data != user_data);
+            }
+            _ => self.done.push((user_data, result)),
+        }
+    }
+
+    /// Waits for the waited operation `user_data` and returns its result.
+    fn wait_for(&mut self, user_data: u64) -> i32 {
+        loop {
+            self.reap();
+            if let Some(index) = self.done.iter().position(|(data, _)| *data == user_data) {
+                return self.done.swap_remove(index).1;
+            }
+            self.enter(1);
+        }
+    }
+
+    /// Submits queued entries and waits for `want` completions. Transient errors are retried;
+    /// anything else means the ring is unusable while the kernel may still hold our buffers,
+    /// so the process stops (as Redis stops on an AOF it cannot write under `always`).
+    fn enter(&mut self, want: usize) {
+        match self.ring.submit_and_wait(want) {
+            Ok(_) => {}
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ETIME)
+                ) => {}
+            Err(error) => {
+                log!(
+                    Warning,
+                    "The AOF's io_uring failed ({error}); exiting to keep the append only file consistent"
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+
+    fn submit_now(&mut self) {
+        if let Err(error) = self.ring.submit() {
+            if !matches!(
+                error.raw_os_error(),
+                Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
+            ) {
+                log!(Warning, "Submitting an AOF fsync failed: {error}");
+            }
+        }
+    }
+
+    /// Pushes `entry`, making room by submitting and reaping when the queue is full.
+    ///
+    /// # Safety
+    /// Every buffer and fd `entry` refers to must stay valid until its completion is reaped.
+    unsafe fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: forwarded from the caller's contract.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return;
+            }
+            self.enter(0);
+            self.reap();
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.drain();
+    }
+}
+
+fn errno_result(result: i32) -> io::Result<()> {
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn writes_land_at_their_offsets_and_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::create(&path).unwrap();
+        let mut ring = Ring::new().unwrap();
+        let first = ring.write_at(file.as_raw_fd(), 0, b"hello ", false);
+        assert_eq!((first.bytes, first.error.is_none()), (6, true));
+        assert!(first.synced.is_none());
+        let second = ring.write_at(file.as_raw_fd(), 6, b"world", true);
+        assert_eq!(second.bytes, 5);
+        assert!(matches!(second.synced, Some(Ok(()))));
+        ring.sync(file.as_raw_fd()).unwrap();
+        ring.sync_in_background(file.as_raw_fd());
+        ring.sync_and_close_in_background(file);
+        ring.drain();
+        assert_eq!(ring.background_fsyncs(), 0);
+        assert!(ring.background_error.is_none());
+        let mut text = String::new();
+        File::open(&path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "hello world");
+    }
+
+    #[test]
+    fn a_full_device_reports_the_error() {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut ring = Ring::new().unwrap();
+        let result = ring.write_at(full.as_raw_fd(), 0, b"data", false);
+        assert_eq!(result.bytes, 0);
+        assert_eq!(result.error.unwrap().raw_os_error(), Some(libc::ENOSPC));
+    }
+}

@@ -1,0 +1,809 @@
+//! The append-only file, in Redis 7.0's multi-part layout.
+//!
+//! ```text
+//! <dir>/<appenddirname>/
+//!     <appendfilename>.manifest           which files make up the AOF (see [`manifest`])
+//!     <appendfilename>.<n>.base.rdb       snapshot from the last rewrite (RDB preamble)
+//!        or .<n>.base.aof                  ... or as commands (aof-use-rdb-preamble no)
+//!     <appendfilename>.<m>.incr.aof       commands since then, oldest first
+//! ```
+//!
+//! **Appending.** Every write command is encoded once, into the replication stream
+//! ([`crate::replication::Propagation`]), inside the keyspace lock. When the critical section
+//! ends ([`Store::end_batch`]) the AOF takes the batch's bytes ([`Aof::feed`]) and writes them
+//! to the current incr file with one io_uring write ([`io::Ring`]), still under the lock, so
+//! files hold commands in execution order and replies (sent after the batch) never precede
+//! the write. The fsync policy decides what else happens:
+//! - `always`: the write is linked to an fdatasync and both are waited for; an error stops
+//!   the process, because replies would otherwise claim durability that is not there.
+//! - `everysec`: at most once a second an fdatasync is started in the background. While it
+//!   runs, new data waits in the buffer for up to two seconds (Redis' postponed flush,
+//!   counted in `aof_delayed_fsync` when the wait is given up).
+//! - `no`: the kernel decides.
+//!
+//! A failed or short write (the short part truncated away) keeps the data buffered, sets
+//! `aof_last_write_status:err` and makes write commands fail with `-MISCONF` until a retry
+//! (each batch, and once a second from cron) succeeds.
+//!
+//! **Rewriting** ([`rewrite`]): `BGREWRITEAOF` opens a new incr file at the fork, so later
+//! writes go there; the child writes a new base; when it succeeds the parent renames it in,
+//! writes a manifest naming the new base and the incr files opened since the fork, and
+//! deletes what became history. A failed rewrite leaves the old manifest valid.
+//!
+//! **Loading** ([`load`]): at start, the manifest's base then incr files, commands replayed
+//! through the command table; an old single-file `appendonly.aof` is migrated into the
+//! directory as Redis 7.0 does.
+
+mod io;
+pub mod load;
+pub mod manifest;
+pub mod rewrite;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::command::{CmdError, CmdResult, CommandSpec, Ctx};
+use crate::config::{AppendFsync, Config};
+use crate::log;
+use crate::persistence::files;
+use crate::server::shared::{unix_time_ms, Shared};
+use crate::storage::Store;
+use manifest::Manifest;
+
+pub use load::load_at_start;
+pub use rewrite::{rewrite_finished, start_rewrite};
+
+/// Whether the AOF is being written (Redis' `aof_state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    #[default]
+    Off,
+    On,
+    /// Turned on at run time: the first rewrite must create the base before the AOF counts
+    /// as on. Writes meanwhile go to a temporary incr file.
+    WaitRewrite,
+}
+
+/// The incr file being appended to.
+struct IncrFile {
+    file: File,
+    name: String,
+}
+
+/// Knobs read from the configuration where the AOF cannot see it (inside `end_batch`).
+#[derive(Clone, Debug)]
+struct Settings {
+    fsync: AppendFsync,
+    no_fsync_on_rewrite: bool,
+    timestamps: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            fsync: AppendFsync::EverySec,
+            no_fsync_on_rewrite: false,
+            timestamps: false,
+        }
+    }
+}
+
+/// A rewrite child in progress.
+#[derive(Clone, Copy, Debug)]
+struct RunningRewrite {
+    pid: i32,
+    started_unix: u64,
+    /// The base is an RDB image (`aof-use-rdb-preamble` when the rewrite started).
+    rdb_format: bool,
+}
+
+/// Redis' back-off for automatic rewrites after repeated failures (`aofRewriteLimited`).
+#[derive(Clone, Copy, Debug, Default)]
+struct RewriteLimit {
+    next_delay_minutes: u64,
+    next_rewrite_unix: u64,
+}
+
+/// Everything about the AOF, kept in the keyspace ([`Store::aof`]) so it changes in the same
+/// critical section as the data it records.
+#[derive(Default)]
+pub struct Aof {
+    pub status: Status,
+    settings: Settings,
+    /// The manifest as last written (or read at start).
+    pub manifest: Manifest,
+    file: Option<IncrFile>,
+    ring: Option<io::Ring>,
+    /// Bytes not written yet (Redis' `aof_buf`): empty except while a flush is postponed or
+    /// after a failed write.
+    buf: Vec<u8>,
+    /// Bytes of the base and incr files (`aof_current_size`).
+    pub current_size: u64,
+    /// Bytes of the incr file being written (where the next write goes).
+    last_incr_size: u64,
+    /// How much of that file the last fsync covered.
+    last_incr_fsync_offset: u64,
+    /// `aof_current_size` after the last rewrite (`aof_base_size`; growth is measured from it).
+    pub rewrite_base_size: u64,
+    /// Unix seconds of the last fsync started (Redis' `aof_last_fsync`).
+    last_fsync_unix: u64,
+    /// When a flush started waiting for a background fsync (0 = not waiting).
+    flush_postponed_unix: u64,
+    /// Flushes that gave up waiting for a slow fsync (`aof_delayed_fsync`).
+    pub delayed_fsync: u64,
+    /// errno of the failed write that keeps `aof_last_write_status:err`.
+    write_error: Option<i32>,
+    last_write_error_log_unix: u64,
+    /// Second of the last `#TS:` annotation written.
+    timestamp_unix: u64,
+    pub rewrite_scheduled: bool,
+    rewrite: Option<RunningRewrite>,
+    /// Duration of the last rewrite (`aof_last_rewrite_time_sec`, -1 = none yet).
+    rewrite_time_last: Option<u64>,
+    last_bgrewrite_failed: bool,
+    /// Rewrites started (`aof_rewrites`).
+    pub rewrites: u64,
+    /// Failed rewrites in a row (`aof_rewrites_consecutive_failures`).
+    pub consecutive_failures: u64,
+    limit: RewriteLimit,
+    /// A fork child of any kind runs (fsyncs wait when `no-appendfsync-on-rewrite yes`).
+    child_active: bool,
+}
+
+/// Seconds Redis waits for a slow background fsync before writing anyway.
+const POSTPONE_SECS_MAX: u64 = 2;
+/// Seconds between two logs of the same write error.
+const WRITE_ERROR_LOG_INTERVAL_SECS: u64 = 30;
+/// A buffer larger than this is freed rather than kept for reuse after a flush.
+const BUFFER_KEEP_MAX: usize = 1 << 20;
+
+fn unix_secs() -> u64 {
+    unix_time_ms() / 1000
+}
+
+/// `strerror` text of an errno.
+fn errno_text(errno: i32) -> String {
+    crate::config::os_error_text(&std::io::Error::from_raw_os_error(errno))
+}
+
+impl Aof {
+    /// True while commands are being appended (on, or waiting for its first rewrite).
+    pub fn is_on(&self) -> bool {
+        self.status != Status::Off
+    }
+
+    /// Bytes waiting to be written (INFO `aof_buffer_length`).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True if a previous flush left data behind (postponed, or a failed write to retry).
+    #[inline]
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    fn refresh_settings(&mut self, config: &Config) {
+        let yes = |name: &str| config.value_of(name).as_deref() == Some("yes");
+        self.settings = Settings {
+            fsync: config.appendfsync,
+            no_fsync_on_rewrite: yes("no-appendfsync-on-rewrite"),
+            timestamps: yes("aof-timestamp-enabled"),
+        };
+    }
+
+    /// Takes one batch of the replication stream and writes it (Redis' `feedAppendOnlyFile`
+    /// followed by `flushAppendOnlyFile`). Returns an empty buffer for the stream to reuse.
+    pub fn feed(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
+        if self.file.is_none() {
+            // Off, or waiting for a scheduled rewrite: the rewrite's snapshot will hold it.
+            bytes.clear();
+            return bytes;
+        }
+        if !bytes.is_empty() {
+            if self.settings.timestamps {
+                let now = unix_secs();
+                if now > self.timestamp_unix {
+                    self.timestamp_unix = now;
+                    self.buf
+                        .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+                }
+            }
+            if self.buf.is_empty() {
+                std::mem::swap(&mut self.buf, &mut bytes);
+            } else {
+                self.buf.extend_from_slice(&bytes);
+                bytes.clear();
+            }
+        }
+        self.flush(false);
+        bytes
+    }
+
+    /// Writes the buffer and syncs as the policy says (Redis' `flushAppendOnlyFile`).
+    /// `force` writes even while a background fsync runs.
+    fn flush(&mut self, force: bool) {
+        let Some(fd) = self.file.as_ref().map(|incr| incr.file.as_raw_fd()) else {
+            return;
+        };
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        ring.reap();
+        let now = unix_secs();
+        let policy = self.settings.fsync;
+        let sync_in_progress = policy == AppendFsync::EverySec && ring.background_fsyncs() > 0;
+        let skip_sync = self.settings.no_fsync_on_rewrite && self.child_active;
+        let mut synced = false;
+        if self.buf.is_empty() {
+            let unsynced = self.last_incr_fsync_offset != self.last_incr_size;
+            let due = match policy {
+                AppendFsync::EverySec => {
+                    unsynced && now > self.last_fsync_unix && !sync_in_progress
+                }
+                AppendFsync::Always => unsynced,
+                AppendFsync::No => false,
+            };
+            if !due {
+                return;
+            }
+        } else {
+            if policy == AppendFsync::EverySec && !force && sync_in_progress {
+                if self.flush_postponed_unix == 0 {
+                    self.flush_postponed_unix = now;
+                    return;
+                }
+                if now - self.flush_postponed_unix < POSTPONE_SECS_MAX {
+                    return;
+                }
+                self.delayed_fsync += 1;
+                log!(
+                    Notice,
+                    "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis."
+                );
+            }
+            let sync_with_write = policy == AppendFsync::Always && !skip_sync;
+            let Some(ring) = self.ring.as_mut() else {
+                return;
+            };
+            let written = ring.write_at(fd, self.last_incr_size, &self.buf, sync_with_write);
+            self.flush_postponed_unix = 0;
+            if written.bytes != self.buf.len() {
+                self.write_failed(written.bytes, written.error, now);
+                return;
+            }
+            if self.write_error.take().is_some() {
+                log!(
+                    Warning,
+                    "AOF write error looks solved, Redis can write again."
+                );
+            }
+            self.current_size += written.bytes as u64;
+            self.last_incr_size += written.bytes as u64;
+            if self.buf.capacity() > BUFFER_KEEP_MAX {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
+            if let Some(result) = written.synced {
+                Self::always_sync_outcome(result);
+                synced = true;
+            }
+        }
+        if skip_sync {
+            return;
+        }
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        match policy {
+            AppendFsync::Always => {
+                if !synced {
+                    Self::always_sync_outcome(ring.sync(fd));
+                }
+                self.last_incr_fsync_offset = self.last_incr_size;
+                self.last_fsync_unix = now;
+            }
+            AppendFsync::EverySec if now > self.last_fsync_unix => {
+                if !sync_in_progress {
+                    ring.sync_in_background(fd);
+                    self.last_incr_fsync_offset = self.last_incr_size;
+                }
+                self.last_fsync_unix = now;
+            }
+            _ => {}
+        }
+    }
+
+    /// Under `appendfsync always` a failed sync cannot be reported to the clients already
+    /// answered: Redis exits, and so do we.
+    fn always_sync_outcome(result: std::io::Result<()>) {
+        if let Err(error) = result {
+            log!(
+                Warning,
+                "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+                crate::config::os_error_text(&error)
+            );
+            std::process::exit(1);
+        }
+    }
+
+    /// A write that did not complete: undo a partial write if possible, remember the error,
+    /// keep the data for the next attempt (Redis' error branch of `flushAppendOnlyFile`).
+    fn write_failed(&mut self, mut written: usize, error: Option<std::io::Error>, now: u64) {
+        let can_log = now.saturating_sub(self.last_write_error_log_unix)
+            > WRITE_ERROR_LOG_INTERVAL_SECS
+            || self.last_write_error_log_unix == 0;
+        if can_log {
+            self.last_write_error_log_unix = now;
+        }
+        let errno;
+        if written == 0 {
+            let error = error.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EIO));
+            if can_log {
+                log!(
+                    Warning,
+                    "Error writing to the AOF file: {}",
+                    crate::config::os_error_text(&error)
+                );
+            }
+            errno = error.raw_os_error().unwrap_or(libc::EIO);
+        } else {
+            if can_log {
+                log!(
+                    Warning,
+                    "Short write while writing to the AOF file: (nwritten={written}, expected={})",
+                    self.buf.len()
+                );
+            }
+            let truncated = self
+                .file
+                .as_ref()
+                .map(|incr| incr.file.set_len(self.last_incr_size));
+            match truncated {
+                Some(Ok(())) => written = 0,
+                Some(Err(error)) if can_log => log!(
+                    Warning,
+                    "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}",
+                    crate::config::os_error_text(&error)
+                ),
+                _ => {}
+            }
+            errno = libc::ENOSPC;
+        }
+        if self.settings.fsync == AppendFsync::Always {
+            log!(
+                Warning,
+                "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+            );
+            std::process::exit(1);
+        }
+        self.write_error = Some(errno);
+        if written > 0 {
+            self.current_size += written as u64;
+            self.last_incr_size += written as u64;
+            self.buf.drain(..written);
+        }
+    }
+
+    /// Makes `file` (named `name`, holding `size` bytes) the incr file appended to. The
+    /// previous one, if any, is synced and closed in the background.
+    fn set_incr_file(&mut self, file: File, name: String, size: u64) -> Result<(), String> {
+        if self.ring.is_none() {
+            self.ring = Some(io::Ring::new()?);
+        }
+        if let Some(previous) = self.file.take() {
+            if let Some(ring) = self.ring.as_mut() {
+                ring.sync_and_close_in_background(previous.file);
+            }
+            self.last_fsync_unix = unix_secs();
+        }
+        self.file = Some(IncrFile { file, name });
+        self.last_incr_size = size;
+        self.last_incr_fsync_offset = size;
+        Ok(())
+    }
+
+    /// Name of the incr file being written.
+    pub fn incr_name(&self) -> Option<&str> {
+        self.file.as_ref().map(|f| f.name.as_str())
+    }
+
+    /// True while a rewrite child runs.
+    pub fn rewrite_in_progress(&self) -> bool {
+        self.rewrite.is_some()
+    }
+}
+
+/// The AOF directory, relative to the working directory (`dir`).
+pub fn dir_path(config: &Config) -> PathBuf {
+    PathBuf::from(&config.appenddirname)
+}
+
+/// Writes the manifest (atomically: temp file, fsync, rename, directory fsync) if it changed.
+fn persist_manifest(dir: &Path, filename: &str, manifest: &mut Manifest) -> Result<(), String> {
+    if !manifest.dirty {
+        return Ok(());
+    }
+    let path = dir.join(manifest::manifest_name(filename));
+    let text = manifest.to_bytes();
+    files::replace_atomically(&path, |file| std::io::Write::write_all(file, &text)).map_err(
+        |error| {
+            let message = format!(
+                "Error trying to write the AOF manifest file {}: {}",
+                path.display(),
+                crate::config::os_error_text(&error)
+            );
+            log!(Warning, "{message}");
+            message
+        },
+    )?;
+    manifest.dirty = false;
+    Ok(())
+}
+
+/// Opens (creating) an incr file for appending; returns it and its current size.
+fn open_incr(path: &Path, truncate: bool) -> std::io::Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o644)
+        .open(path)?;
+    let size = file.metadata()?.len();
+    Ok((file, size))
+}
+
+/// Deletes the history files the manifest lists and writes the manifest without them (Redis'
+/// `aofDelHistoryFiles`). The unlinks run on a helper thread: a large file can take a while.
+fn delete_history(config: &Config, aof: &mut Aof) {
+    if aof.manifest.history.is_empty()
+        || config.value_of("aof-disable-auto-gc").as_deref() == Some("yes")
+    {
+        return;
+    }
+    let dir = dir_path(config);
+    let mut doomed = Vec::new();
+    for info in std::mem::take(&mut aof.manifest.history) {
+        log!(
+            Notice,
+            "Removing the history file {} in the background",
+            info.name
+        );
+        doomed.push(dir.join(&info.name));
+    }
+    aof.manifest.dirty = true;
+    // The manifest no longer names them before they go, so a crash in between leaves only
+    // unreferenced files.
+    let _ = persist_manifest(&dir, &config.appendfilename, &mut aof.manifest);
+    unlink_in_background(doomed);
+}
+
+/// Removes files on a helper thread (Redis' `bg_unlink`).
+fn unlink_in_background(paths: Vec<PathBuf>) {
+    if paths.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("ringkv-aof-unlink".into())
+        .spawn({
+            let paths = paths.clone();
+            move || {
+                for path in paths {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        });
+    if spawned.is_err() {
+        for path in paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether any fork child runs (an RDB save or a rewrite).
+fn child_running(store: &Store) -> bool {
+    store.persistence.child.is_some()
+}
+
+/// The `-MISCONF` refusal of writes while the AOF cannot be written (or synced).
+pub fn write_refusal(store: &Store) -> Option<String> {
+    let aof = &store.aof;
+    if !aof.is_on() {
+        return None;
+    }
+    let errno = aof
+        .write_error
+        .or_else(|| aof.ring.as_ref().and_then(|r| r.background_error))?;
+    Some(format!(
+        "MISCONF Errors writing to the AOF file: {}",
+        errno_text(errno)
+    ))
+}
+
+/// Once per cron turn on core 0, under the keyspace lock: refreshes the knobs, reaps fsync
+/// completions, retries postponed or failed writes, the idle-time fsync, and starts
+/// scheduled and automatic rewrites.
+pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
+    let config = shared.config();
+    let now = now_ms / 1000;
+    store.aof.refresh_settings(&config);
+    store.aof.child_active = child_running(store);
+    if let Some(ring) = store.aof.ring.as_mut() {
+        ring.reap();
+    }
+    if store.aof.rewrite_scheduled
+        && !child_running(store)
+        && !rewrite::limited(&mut store.aof, now)
+    {
+        if let Err(error) = start_rewrite(shared, store) {
+            log!(
+                Warning,
+                "Can't rewrite append only file in background: {error}"
+            );
+        }
+    }
+    if store.aof.is_on()
+        && !child_running(store)
+        && config.auto_aof_rewrite_percentage > 0
+        && store.aof.current_size > config.auto_aof_rewrite_min_size
+        && store.aof.status == Status::On
+    {
+        let base = store.aof.rewrite_base_size.max(1);
+        let growth = (store.aof.current_size * 100 / base) as i64 - 100;
+        if growth >= config.auto_aof_rewrite_percentage as i64
+            && !rewrite::limited(&mut store.aof, now)
+        {
+            log!(
+                Notice,
+                "Starting automatic rewriting of AOF on {growth}% growth"
+            );
+            if let Err(error) = start_rewrite(shared, store) {
+                log!(
+                    Warning,
+                    "Can't rewrite append only file in background: {error}"
+                );
+            }
+        }
+    }
+    // Postponed flushes, retries after a write error, and the fsync of data written by
+    // batches since the last one (everysec) are all decided by the flush itself.
+    store.aof.flush(false);
+}
+
+/// The INFO persistence lines Redis 7.0 prints for the AOF: first `aof_enabled` through
+/// `aof_last_cow_size`, then the lines shown only while the AOF is on.
+pub fn info_lines(store: &Store, now_ms: u64) -> (String, String) {
+    let aof = &store.aof;
+    let now = now_ms / 1000;
+    let write_ok = aof.write_error.is_none()
+        && aof
+            .ring
+            .as_ref()
+            .is_none_or(|ring| ring.background_error.is_none());
+    let always = format!(
+        "aof_enabled:{}\r\n\
+aof_rewrite_in_progress:{}\r\n\
+aof_rewrite_scheduled:{}\r\n\
+aof_last_rewrite_time_sec:{}\r\n\
+aof_current_rewrite_time_sec:{}\r\n\
+aof_last_bgrewrite_status:{}\r\n\
+aof_rewrites:{}\r\n\
+aof_rewrites_consecutive_failures:{}\r\n\
+aof_last_write_status:{}\r\n\
+aof_last_cow_size:{}\r\n",
+        aof.is_on() as u8,
+        aof.rewrite.is_some() as u8,
+        aof.rewrite_scheduled as u8,
+        aof.rewrite_time_last.map_or(-1, |t| t as i64),
+        aof.rewrite
+            .map_or(-1, |r| now.saturating_sub(r.started_unix) as i64),
+        if aof.last_bgrewrite_failed {
+            "err"
+        } else {
+            "ok"
+        },
+        aof.rewrites,
+        aof.consecutive_failures,
+        if write_ok { "ok" } else { "err" },
+        store.persistence.aof_last_cow_size,
+    );
+    let when_on = if aof.is_on() {
+        format!(
+            "aof_current_size:{}\r\n\
+aof_base_size:{}\r\n\
+aof_pending_rewrite:{}\r\n\
+aof_buffer_length:{}\r\n\
+aof_pending_bio_fsync:{}\r\n\
+aof_delayed_fsync:{}\r\n",
+            aof.current_size,
+            aof.rewrite_base_size,
+            aof.rewrite_scheduled as u8,
+            aof.buf.len(),
+            aof.ring.as_ref().map_or(0, |r| r.background_fsyncs()),
+            aof.delayed_fsync,
+        )
+    } else {
+        String::new()
+    };
+    (always, when_on)
+}
+
+/// At shutdown: writes what is buffered and fsyncs the file (Redis' "Calling fsync() on the
+/// AOF file."), then waits for background fsyncs.
+pub fn flush_at_shutdown(store: &mut Store) {
+    if !store.aof.is_on() {
+        return;
+    }
+    store.end_batch();
+    log!(Notice, "Calling fsync() on the AOF file.");
+    let aof = &mut store.aof;
+    aof.flush(true);
+    if let (Some(incr), Some(ring)) = (aof.file.as_ref(), aof.ring.as_mut()) {
+        if let Err(error) = ring.sync(incr.file.as_raw_fd()) {
+            log!(
+                Warning,
+                "Fail to fsync the AOF file: {}.",
+                crate::config::os_error_text(&error)
+            );
+        }
+        ring.drain();
+    }
+}
+
+/// `CONFIG SET appendonly yes` while off: the AOF is created by a rewrite (scheduled if
+/// another child runs or inside MULTI). Redis' `startAppendOnly`.
+fn start_appending(shared: &Shared, store: &mut Store, in_exec: bool) -> Result<(), String> {
+    store.aof.status = Status::WaitRewrite;
+    let kind = store.persistence.child_kind();
+    if kind.is_some() && kind != Some(crate::persistence::fork::ChildKind::AofRewrite) {
+        store.aof.rewrite_scheduled = true;
+        log!(
+            Warning,
+            "AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible."
+        );
+    } else if in_exec {
+        store.aof.rewrite_scheduled = true;
+        log!(
+            Warning,
+            "AOF was enabled during a transaction. An AOF background was scheduled to start when possible."
+        );
+    } else {
+        if kind == Some(crate::persistence::fork::ChildKind::AofRewrite) {
+            log!(
+                Warning,
+                "AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now."
+            );
+            kill_rewrite_child(&shared.config(), store);
+        }
+        if let Err(error) = start_rewrite(shared, store) {
+            store.aof.status = Status::Off;
+            log!(Warning, "{error}");
+            log!(
+                Warning,
+                "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation. Check the above logs for more info about the error."
+            );
+            return Err("Unable to turn on AOF. Check server logs.".into());
+        }
+    }
+    store.propagation.enabled = true;
+    store.aof.last_fsync_unix = unix_secs();
+    if let Some(ring) = store.aof.ring.as_mut() {
+        if ring.background_error.take().is_some() {
+            log!(
+                Warning,
+                "AOF reopen, just ignore the AOF fsync error in bio job"
+            );
+        }
+    }
+    if store.aof.write_error.take().is_some() {
+        log!(Warning, "AOF reopen, just ignore the last error.");
+    }
+    Ok(())
+}
+
+/// Stops a running rewrite child and forgets it (its temporary file is removed).
+fn kill_rewrite_child(config: &Config, store: &mut Store) {
+    if store.persistence.child_kind() != Some(crate::persistence::fork::ChildKind::AofRewrite) {
+        return;
+    }
+    if let Some(pid) = store.persistence.child.as_ref().map(|c| c.pid) {
+        log!(Notice, "Killing running AOF rewrite child: {pid}");
+        crate::persistence::fork::kill_child(store);
+        rewrite::remove_temp_files(config, pid);
+    }
+    store.aof.rewrite = None;
+}
+
+/// `CONFIG SET appendonly no` while on: final write and fsync, close, stop (Redis'
+/// `stopAppendOnly`).
+fn stop_appending(config: &Config, store: &mut Store) {
+    store.end_batch();
+    let aof = &mut store.aof;
+    aof.flush(true);
+    if let (Some(incr), Some(ring)) = (aof.file.as_ref(), aof.ring.as_mut()) {
+        match ring.sync(incr.file.as_raw_fd()) {
+            Ok(()) => aof.last_fsync_unix = unix_secs(),
+            Err(error) => log!(
+                Warning,
+                "Fail to fsync the AOF file: {}",
+                crate::config::os_error_text(&error)
+            ),
+        }
+    }
+    aof.file = None;
+    aof.status = Status::Off;
+    aof.rewrite_scheduled = false;
+    aof.last_incr_size = 0;
+    aof.last_incr_fsync_offset = 0;
+    aof.buf = Vec::new();
+    kill_rewrite_child(config, store);
+    // Only the AOF consumes the stream until replication adds its backlog (issue 4), which
+    // will have to keep this on while it exists.
+    store.propagation.enabled = false;
+    store.propagation.reset_selected_db();
+}
+
+/// Applies a `CONFIG SET` to the AOF: knobs, and turning it on or off. Called by CONFIG SET
+/// after the new configuration is published; a failure to turn it on reverts `appendonly`.
+pub fn config_changed(ctx: &mut Ctx<'_>) -> CmdResult {
+    let config = ctx.shared.config();
+    ctx.store.aof.refresh_settings(&config);
+    let on = ctx.store.aof.is_on();
+    if !config.appendonly && on {
+        stop_appending(&config, ctx.store);
+    } else if config.appendonly && !on {
+        if let Err(error) = start_appending(ctx.shared, ctx.store, ctx.client.in_exec) {
+            ctx.shared.update_config(|c| c.appendonly = false);
+            return Err(CmdError::new(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {error}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub static COMMANDS: &[CommandSpec] = &[crate::spec!(
+    "bgrewriteaof",
+    1,
+    crate::command::flags::ADMIN | crate::command::flags::NOSCRIPT,
+    0,
+    0,
+    0,
+    "@admin @slow @dangerous",
+    bgrewriteaof
+)];
+
+/// BGREWRITEAOF: starts a rewrite now, or schedules it when another child runs (or inside
+/// MULTI).
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let kind = ctx.store.persistence.child_kind();
+    if kind == Some(crate::persistence::fork::ChildKind::AofRewrite) {
+        return Err(CmdError::new(
+            "ERR Background append only file rewriting already in progress",
+        ));
+    }
+    if kind.is_some() || ctx.client.in_exec {
+        ctx.store.aof.rewrite_scheduled = true;
+        // A manual request is not held back by the failure back-off.
+        ctx.store.aof.consecutive_failures = 0;
+        ctx.reply
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    match start_rewrite(ctx.shared, ctx.store) {
+        Ok(_) => {
+            ctx.reply
+                .simple("Background append only file rewriting started");
+            Ok(())
+        }
+        Err(error) => {
+            log!(Warning, "{error}");
+            Err(CmdError::new(
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ))
+        }
+    }
+}
