@@ -629,13 +629,25 @@ fn write_errors_refuse_writes_with_misconf() {
     .unwrap();
     let server = Server::start_in(dir, &["--appendonly", "yes"]);
     let mut raw = Raw::new(&server);
-    // The first write is applied and answered (as in Redis); the failure blocks the next.
+    // The first write is applied and answered (as in Redis); once its failure is known
+    // (its completion arrives within microseconds), writes are refused.
     assert_eq!(raw.call(&["SET", "a", "1"]), Status("OK".into()));
     let misconf =
         Value::Error("MISCONF Errors writing to the AOF file: No space left on device".into());
-    assert_eq!(raw.call(&["SET", "b", "1"]), misconf);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reply = raw.call(&["SET", "b", "1"]);
+    while reply != misconf && Instant::now() < deadline {
+        assert_eq!(reply, Status("OK".into()));
+        std::thread::sleep(Duration::from_millis(1));
+        reply = raw.call(&["SET", "b", "1"]);
+    }
+    assert_eq!(reply, misconf);
+    assert_eq!(raw.call(&["SET", "c", "1"]), misconf);
     assert_eq!(raw.call(&["PING"]), misconf);
     assert_eq!(raw.call(&["GET", "a"]), Value::Bulk(b"1".to_vec()));
+    // Retries (each batch, and once a second from cron) keep failing: still refused.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(raw.call(&["SET", "c", "1"]), misconf);
     assert_eq!(info_field(&server, "aof_last_write_status"), "err");
     assert!(server
         .log()
@@ -670,10 +682,13 @@ fn info_reports_sizes_and_fsync_state() {
     let server = ringkv_aof(&["--aof-use-rdb-preamble", "no"]);
     run(&server, &["SET", "k", "v"]);
     let size: u64 = info_field(&server, "aof_current_size").parse().unwrap();
-    let incr = std::fs::metadata(aof_dir(&server).join("appendonly.aof.1.incr.aof"))
-        .unwrap()
-        .len();
-    assert_eq!(size, incr);
+    // The write may still be completing in the kernel: the file catches up at once.
+    let incr_path = aof_dir(&server).join("appendonly.aof.1.incr.aof");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&incr_path).unwrap().len() < size && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(size, std::fs::metadata(&incr_path).unwrap().len());
     assert_eq!(info_field(&server, "aof_base_size"), "0");
     assert_eq!(info_field(&server, "aof_buffer_length"), "0");
     assert_eq!(info_field(&server, "aof_last_write_status"), "ok");

@@ -77,6 +77,7 @@ pub fn load_manifest(config: &Config) -> Result<Manifest, String> {
 /// `CONFIG SET appendonly yes`).
 pub fn load_at_start(shared: &Shared, store: &mut Store) -> Result<bool, String> {
     let config = shared.config();
+    super::attach(shared, store);
     store.aof.refresh_settings(&config);
     let mut manifest = load_manifest(&config)?;
     if !config.appendonly {

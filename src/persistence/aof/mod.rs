@@ -10,20 +10,25 @@
 //!
 //! **Appending.** Every write command is encoded once, into the replication stream
 //! ([`crate::replication::Propagation`]), inside the keyspace lock. When the critical section
-//! ends ([`Store::end_batch`]) the AOF takes the batch's bytes ([`Aof::feed`]) and writes them
-//! to the current incr file with one io_uring write ([`io::Ring`]), still under the lock, so
-//! files hold commands in execution order and replies (sent after the batch) never precede
-//! the write. The fsync policy decides what else happens:
-//! - `always`: the write is linked to an fdatasync and both are waited for; an error stops
+//! ends ([`Store::end_batch`]) the AOF takes the batch's bytes ([`Aof::feed`]) and hands them
+//! to the kernel through its own io_uring ([`io::Ring`]), still under the lock, so files hold
+//! commands in execution order. The fsync policy decides the rest:
+//! - `always`: the write is linked to an fdatasync and both are waited for before the lock
+//!   is released, so no reply (sent after the batch) precedes durability. An error stops
 //!   the process, because replies would otherwise claim durability that is not there.
-//! - `everysec`: at most once a second an fdatasync is started in the background. While it
-//!   runs, new data waits in the buffer for up to two seconds (Redis' postponed flush,
-//!   counted in `aof_delayed_fsync` when the wait is given up).
-//! - `no`: the kernel decides.
+//! - `everysec`: the write is submitted and not waited for (a buffered file write through
+//!   io_uring is done by a kernel worker here: waiting would cost tens of microseconds of
+//!   lock time per batch). One append is in flight at a time and at most one starts every
+//!   200 µs; batches in between are written together (group commit). The completion, or a
+//!   timer for the window, wakes event loop 0, which writes what was held back ([`pump`]),
+//!   so an acknowledged write reaches the kernel within about a window. At most once a
+//!   second an fdatasync starts in the background; while it runs, new data waits for up to
+//!   two seconds (Redis' postponed flush, counted in `aof_delayed_fsync` when given up).
+//! - `no`: like `everysec` without the fsyncs.
 //!
-//! A failed or short write (the short part truncated away) keeps the data buffered, sets
-//! `aof_last_write_status:err` and makes write commands fail with `-MISCONF` until a retry
-//! (each batch, and once a second from cron) succeeds.
+//! A failed or short write keeps the data (what landed past the last complete write is cut
+//! off the file), sets `aof_last_write_status:err` and makes write commands fail with
+//! `-MISCONF` until a retry (each batch, and from cron) succeeds.
 //!
 //! **Rewriting** ([`rewrite`]): `BGREWRITEAOF` opens a new incr file at the fork, so later
 //! writes go there; the child writes a new base; when it succeeds the parent renames it in,
@@ -34,7 +39,7 @@
 //! through the command table; an old single-file `appendonly.aof` is migrated into the
 //! directory as Redis 7.0 does.
 
-mod io;
+pub mod io;
 pub mod load;
 pub mod manifest;
 pub mod rewrite;
@@ -120,8 +125,15 @@ pub struct Aof {
     buf: Vec<u8>,
     /// Bytes of the base and incr files (`aof_current_size`).
     pub current_size: u64,
-    /// Bytes of the incr file being written (where the next write goes).
+    /// Bytes of the incr file known written (the contiguous part; appends in flight not
+    /// counted).
     last_incr_size: u64,
+    /// Where the next append goes (after every append submitted).
+    next_offset: u64,
+    /// Emptied buffers of finished appends, reused for the next batches.
+    spare: Vec<Vec<u8>>,
+    /// When the last append was submitted (the coalescing window starts there).
+    last_submit: Option<std::time::Instant>,
     /// How much of that file the last fsync covered.
     last_incr_fsync_offset: u64,
     /// `aof_current_size` after the last rewrite (`aof_base_size`; growth is measured from it).
@@ -149,6 +161,49 @@ pub struct Aof {
     limit: RewriteLimit,
     /// A fork child of any kind runs (fsyncs wait when `no-appendfsync-on-rewrite yes`).
     child_active: bool,
+    /// eventfd of the event loop that finishes held-back appends ([`pump`]).
+    notify_fd: Option<std::os::fd::RawFd>,
+}
+
+/// Set when data waits behind an append in flight (or a slow fsync): the completion wakes
+/// event loop 0, which then calls [`pump`]. Without it, the tail of a burst of writes would
+/// wait for the next batch or the next cron turn.
+static HELD_BACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when [`pump`] has work (checked by event loop 0 on every turn; one atomic load).
+#[inline]
+pub fn held_back() -> bool {
+    HELD_BACK.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Writes data held back while an append was in flight. Called by event loop 0, with the
+/// keyspace locked, after an AOF completion woke it.
+pub fn pump(store: &mut Store) {
+    HELD_BACK.store(false, std::sync::atomic::Ordering::Release);
+    store.aof.flush(false);
+}
+
+/// True once [`COALESCE_WINDOW`] passed since the last append was submitted (or `held`
+/// bytes are many); otherwise arms the ring's timer for the rest of the window.
+fn window_passed(
+    last_submit: Option<std::time::Instant>,
+    held: usize,
+    ring: &mut io::Ring,
+) -> bool {
+    let Some(last) = last_submit else {
+        return true;
+    };
+    let elapsed = last.elapsed();
+    if elapsed >= COALESCE_WINDOW || held >= COALESCE_BYTES_MAX {
+        return true;
+    }
+    ring.arm_timer(COALESCE_WINDOW - elapsed);
+    false
+}
+
+/// Remembers which eventfd the AOF's completions should wake (event loop 0's).
+pub fn attach(shared: &Shared, store: &mut Store) {
+    store.aof.notify_fd = shared.cores.first().map(|core| core.wake_fd);
 }
 
 /// Seconds Redis waits for a slow background fsync before writing anyway.
@@ -157,6 +212,15 @@ const POSTPONE_SECS_MAX: u64 = 2;
 const WRITE_ERROR_LOG_INTERVAL_SECS: u64 = 30;
 /// A buffer larger than this is freed rather than kept for reuse after a flush.
 const BUFFER_KEEP_MAX: usize = 1 << 20;
+/// Emptied write buffers kept for reuse.
+const SPARE_BUFFERS_MAX: usize = 4;
+/// Shortest time between two appends under `everysec`/`no`: batches in between are written
+/// together (group commit). Each append costs a hand-off to a kernel worker (see [`io`]);
+/// this bounds them to a few thousand a second whatever the request rate, and bounds how
+/// long an acknowledged write waits to be handed to the kernel.
+const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_micros(200);
+/// Held-back data this large is written at once, window or not.
+const COALESCE_BYTES_MAX: usize = 4 << 20;
 
 fn unix_secs() -> u64 {
     unix_time_ms() / 1000
@@ -218,21 +282,32 @@ impl Aof {
             }
         }
         self.flush(false);
+        if bytes.capacity() == 0 {
+            if let Some(spare) = self.spare.pop() {
+                return spare;
+            }
+        }
         bytes
     }
 
     /// Writes the buffer and syncs as the policy says (Redis' `flushAppendOnlyFile`).
-    /// `force` writes even while a background fsync runs.
+    ///
+    /// `always`: the write and its fdatasync are waited for. `everysec` and `no`: the write
+    /// is submitted and the call returns; its completion is collected by a later flush.
+    /// `force` writes even while a background fsync runs, and waits until every write is
+    /// done (before switching files, stopping, exiting).
     fn flush(&mut self, force: bool) {
         let Some(fd) = self.file.as_ref().map(|incr| incr.file.as_raw_fd()) else {
             return;
         };
+        let policy = self.settings.fsync;
+        // Under `always` nothing may be in flight behind the synced write (the policy may
+        // have just changed from another one).
+        self.collect_writes(force || policy == AppendFsync::Always);
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
-        ring.reap();
         let now = unix_secs();
-        let policy = self.settings.fsync;
         let sync_in_progress = policy == AppendFsync::EverySec && ring.background_fsyncs() > 0;
         let skip_sync = self.settings.no_fsync_on_rewrite && self.child_active;
         let mut synced = false;
@@ -250,6 +325,7 @@ impl Aof {
             }
         } else {
             if policy == AppendFsync::EverySec && !force && sync_in_progress {
+                HELD_BACK.store(true, std::sync::atomic::Ordering::Release);
                 if self.flush_postponed_unix == 0 {
                     self.flush_postponed_unix = now;
                     return;
@@ -263,32 +339,38 @@ impl Aof {
                     "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis."
                 );
             }
-            let sync_with_write = policy == AppendFsync::Always && !skip_sync;
-            let Some(ring) = self.ring.as_mut() else {
-                return;
-            };
-            let written = ring.write_at(fd, self.last_incr_size, &self.buf, sync_with_write);
             self.flush_postponed_unix = 0;
-            if written.bytes != self.buf.len() {
-                self.write_failed(written.bytes, written.error, now);
-                return;
-            }
-            if self.write_error.take().is_some() {
-                log!(
-                    Warning,
-                    "AOF write error looks solved, Redis can write again."
-                );
-            }
-            self.current_size += written.bytes as u64;
-            self.last_incr_size += written.bytes as u64;
-            if self.buf.capacity() > BUFFER_KEEP_MAX {
-                self.buf = Vec::new();
-            } else {
+            if policy == AppendFsync::Always {
+                // Everything submitted before is complete (collected above): this write
+                // and its sync are the last word on the file.
+                let written = ring.write_at(fd, self.next_offset, &self.buf, !skip_sync);
+                if written.bytes != self.buf.len() {
+                    self.always_write_failed(written.bytes, written.error);
+                }
+                self.next_offset += written.bytes as u64;
+                self.wrote(written.bytes as u64);
                 self.buf.clear();
-            }
-            if let Some(result) = written.synced {
-                Self::always_sync_outcome(result);
-                synced = true;
+                if let Some(result) = written.synced {
+                    Self::always_sync_outcome(result);
+                    synced = true;
+                }
+            } else if force
+                || (ring.can_submit_write()
+                    && window_passed(self.last_submit, self.buf.len(), ring))
+            {
+                self.last_submit = Some(std::time::Instant::now());
+                let len = self.buf.len() as u64;
+                let next = self.spare.pop().unwrap_or_default();
+                let data = std::mem::replace(&mut self.buf, next);
+                ring.submit_write(fd, self.next_offset, data);
+                self.next_offset += len;
+                if force {
+                    self.collect_writes(true);
+                }
+            } else {
+                // Group commit: this data goes, with what follows, when the append in flight
+                // completes or the window closes; either wakes event loop 0 to [`pump`].
+                HELD_BACK.store(true, std::sync::atomic::Ordering::Release);
             }
         }
         if skip_sync {
@@ -307,6 +389,8 @@ impl Aof {
             }
             AppendFsync::EverySec if now > self.last_fsync_unix => {
                 if !sync_in_progress {
+                    // Covers what is written by now; writes still in flight are covered by
+                    // the next one (`last_incr_fsync_offset` says how far this one goes).
                     ring.sync_in_background(fd);
                     self.last_incr_fsync_offset = self.last_incr_size;
                 }
@@ -314,6 +398,98 @@ impl Aof {
             }
             _ => {}
         }
+    }
+
+    /// Counts `bytes` as written to the incr file.
+    fn wrote(&mut self, bytes: u64) {
+        self.current_size += bytes;
+        self.last_incr_size += bytes;
+        if bytes > 0 && self.write_error.take().is_some() {
+            log!(
+                Warning,
+                "AOF write error looks solved, Redis can write again."
+            );
+        }
+    }
+
+    /// Takes the results of finished appends, in order (all of them, waiting, with `wait`).
+    fn collect_writes(&mut self, wait: bool) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        if wait {
+            ring.wait_writes();
+        } else {
+            ring.reap();
+        }
+        while let Some(done) = self.ring.as_mut().and_then(io::Ring::pop_completed_write) {
+            if let Some(error) = done.error {
+                self.append_failed(done.written, done.data, error);
+                return;
+            }
+            self.wrote(done.written as u64);
+            let mut data = done.data;
+            if data.capacity() <= BUFFER_KEEP_MAX && self.spare.len() < SPARE_BUFFERS_MAX {
+                data.clear();
+                self.spare.push(data);
+            }
+        }
+    }
+
+    /// An append stopped short: everything from it on is taken back (after the writes still
+    /// in flight finish), cut off the file, and kept to be written again; writes are refused
+    /// with `-MISCONF` meanwhile (Redis' error branch of `flushAppendOnlyFile`).
+    fn append_failed(&mut self, written: usize, data: Vec<u8>, error: std::io::Error) {
+        let now = unix_secs();
+        let can_log = self.last_write_error_log_unix == 0
+            || now.saturating_sub(self.last_write_error_log_unix) > WRITE_ERROR_LOG_INTERVAL_SECS;
+        if can_log {
+            self.last_write_error_log_unix = now;
+        }
+        let errno = if written == 0 {
+            if can_log {
+                log!(
+                    Warning,
+                    "Error writing to the AOF file: {}",
+                    crate::config::os_error_text(&error)
+                );
+            }
+            error.raw_os_error().unwrap_or(libc::EIO)
+        } else {
+            if can_log {
+                log!(
+                    Warning,
+                    "Short write while writing to the AOF file: (nwritten={written}, expected={})",
+                    data.len()
+                );
+            }
+            libc::ENOSPC
+        };
+        let mut pending = data;
+        if let Some(ring) = self.ring.as_mut() {
+            ring.wait_writes();
+            while let Some(later) = ring.pop_completed_write() {
+                pending.extend_from_slice(&later.data);
+            }
+        }
+        pending.extend_from_slice(&self.buf);
+        self.buf = pending;
+        // Whatever landed past the last complete write goes; the next attempt rewrites it.
+        let truncated = self
+            .file
+            .as_ref()
+            .map(|incr| incr.file.set_len(self.last_incr_size));
+        if let Some(Err(error)) = truncated {
+            if can_log {
+                log!(
+                    Warning,
+                    "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}",
+                    crate::config::os_error_text(&error)
+                );
+            }
+        }
+        self.next_offset = self.last_incr_size;
+        self.write_error = Some(errno);
     }
 
     /// Under `appendfsync always` a failed sync cannot be reported to the clients already
@@ -329,69 +505,33 @@ impl Aof {
         }
     }
 
-    /// A write that did not complete: undo a partial write if possible, remember the error,
-    /// keep the data for the next attempt (Redis' error branch of `flushAppendOnlyFile`).
-    fn write_failed(&mut self, mut written: usize, error: Option<std::io::Error>, now: u64) {
-        let can_log = now.saturating_sub(self.last_write_error_log_unix)
-            > WRITE_ERROR_LOG_INTERVAL_SECS
-            || self.last_write_error_log_unix == 0;
-        if can_log {
-            self.last_write_error_log_unix = now;
-        }
-        let errno;
-        if written == 0 {
-            let error = error.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EIO));
-            if can_log {
-                log!(
-                    Warning,
-                    "Error writing to the AOF file: {}",
-                    crate::config::os_error_text(&error)
-                );
-            }
-            errno = error.raw_os_error().unwrap_or(libc::EIO);
-        } else {
-            if can_log {
-                log!(
-                    Warning,
-                    "Short write while writing to the AOF file: (nwritten={written}, expected={})",
-                    self.buf.len()
-                );
-            }
-            let truncated = self
-                .file
-                .as_ref()
-                .map(|incr| incr.file.set_len(self.last_incr_size));
-            match truncated {
-                Some(Ok(())) => written = 0,
-                Some(Err(error)) if can_log => log!(
-                    Warning,
-                    "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}",
-                    crate::config::os_error_text(&error)
-                ),
-                _ => {}
-            }
-            errno = libc::ENOSPC;
-        }
-        if self.settings.fsync == AppendFsync::Always {
-            log!(
+    /// A failed write under `appendfsync always`: the commands are applied and their replies
+    /// wait, so the write cannot be retried later; Redis exits, and so do we.
+    fn always_write_failed(&self, written: usize, error: Option<std::io::Error>) {
+        match error {
+            Some(error) if written == 0 => log!(
                 Warning,
-                "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
-            );
-            std::process::exit(1);
+                "Error writing to the AOF file: {}",
+                crate::config::os_error_text(&error)
+            ),
+            _ => log!(
+                Warning,
+                "Short write while writing to the AOF file: (nwritten={written}, expected={})",
+                self.buf.len()
+            ),
         }
-        self.write_error = Some(errno);
-        if written > 0 {
-            self.current_size += written as u64;
-            self.last_incr_size += written as u64;
-            self.buf.drain(..written);
-        }
+        log!(
+            Warning,
+            "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+        );
+        std::process::exit(1);
     }
 
     /// Makes `file` (named `name`, holding `size` bytes) the incr file appended to. The
     /// previous one, if any, is synced and closed in the background.
     fn set_incr_file(&mut self, file: File, name: String, size: u64) -> Result<(), String> {
         if self.ring.is_none() {
-            self.ring = Some(io::Ring::new()?);
+            self.ring = Some(io::Ring::new(self.notify_fd)?);
         }
         if let Some(previous) = self.file.take() {
             if let Some(ring) = self.ring.as_mut() {
@@ -401,8 +541,15 @@ impl Aof {
         }
         self.file = Some(IncrFile { file, name });
         self.last_incr_size = size;
+        self.next_offset = size;
         self.last_incr_fsync_offset = size;
         Ok(())
+    }
+
+    /// `aof_current_size` counting appends handed to the kernel and not completed yet (Redis
+    /// counts a write once `write(2)` returned; ours return later).
+    pub fn size_with_in_flight(&self) -> u64 {
+        self.current_size + self.next_offset.saturating_sub(self.last_incr_size)
     }
 
     /// Name of the incr file being written.
@@ -508,11 +655,15 @@ fn child_running(store: &Store) -> bool {
     store.persistence.child.is_some()
 }
 
-/// The `-MISCONF` refusal of writes while the AOF cannot be written (or synced).
-pub fn write_refusal(store: &Store) -> Option<String> {
-    let aof = &store.aof;
+/// The `-MISCONF` refusal of writes while the AOF cannot be written (or synced). Looks at
+/// finished appends first (no system call), so a failure is known as soon as it happened.
+pub fn write_refusal(store: &mut Store) -> Option<String> {
+    let aof = &mut store.aof;
     if !aof.is_on() {
         return None;
+    }
+    if aof.ring.as_mut().is_some_and(|ring| ring.has_completions()) {
+        aof.collect_writes(false);
     }
     let errno = aof
         .write_error
@@ -548,11 +699,11 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
     if store.aof.is_on()
         && !child_running(store)
         && config.auto_aof_rewrite_percentage > 0
-        && store.aof.current_size > config.auto_aof_rewrite_min_size
+        && store.aof.size_with_in_flight() > config.auto_aof_rewrite_min_size
         && store.aof.status == Status::On
     {
         let base = store.aof.rewrite_base_size.max(1);
-        let growth = (store.aof.current_size * 100 / base) as i64 - 100;
+        let growth = (store.aof.size_with_in_flight() * 100 / base) as i64 - 100;
         if growth >= config.auto_aof_rewrite_percentage as i64
             && !rewrite::limited(&mut store.aof, now)
         {
@@ -618,7 +769,7 @@ aof_pending_rewrite:{}\r\n\
 aof_buffer_length:{}\r\n\
 aof_pending_bio_fsync:{}\r\n\
 aof_delayed_fsync:{}\r\n",
-            aof.current_size,
+            aof.size_with_in_flight(),
             aof.rewrite_base_size,
             aof.rewrite_scheduled as u8,
             aof.buf.len(),
