@@ -1,6 +1,6 @@
 //! Keyspace commands: deletion and existence, expiry (EXPIRE family, TTL family, PERSIST),
 //! renaming and moving keys between databases, iteration (KEYS, SCAN, RANDOMKEY), whole-
-//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB) and OBJECT introspection.
+//! database operations (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB), OBJECT introspection and DUMP.
 //!
 //! Replies, errors and propagation follow Redis 7.0 (`db.c`, `expire.c`, `object.c`):
 //! relative expiries are propagated as `PEXPIREAT <unix-ms>` (keeping NX/XX/GT/LT), and an
@@ -247,7 +247,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         "@keyspace @write @slow",
         copy
     ),
+    spec!(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        "@keyspace @write @slow @dangerous",
+        restore
+    ),
     spec!("object", -2, 0, 0, 0, 0, "@slow", object),
+    spec!("dump", 2, READONLY, 1, 1, 1, "@keyspace @read @slow", dump),
 ];
 
 /// `ERR source and destination objects are the same`.
@@ -633,6 +644,96 @@ fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 // ---------------------------------------------------------------------------------------
+// RESTORE
+// ---------------------------------------------------------------------------------------
+
+/// `RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]`:
+/// creates `key` from a `DUMP` payload, with Redis 7.0's checks in Redis' order (options,
+/// existing key, TTL, payload footer, payload body) and its replies.
+///
+/// A relative TTL is propagated as an absolute one (`ABSTTL` appended); a TTL already in the
+/// past creates nothing and, if REPLACE deleted a key, is propagated as `DEL`. IDLETIME and
+/// FREQ are validated and then have no effect: ringkv keeps no per-key LRU clock or LFU
+/// counter (see the module notes on OBJECT IDLETIME).
+fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    use crate::persistence::rdb::decode;
+    let key = args[1];
+    let mut replace = false;
+    let mut absttl = false;
+    let mut idle_given = false;
+    let mut freq_given = false;
+    let mut j = 4;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if args::is(args[j], "REPLACE") {
+            replace = true;
+        } else if args::is(args[j], "ABSTTL") {
+            absttl = true;
+        } else if args::is(args[j], "IDLETIME") && more >= 1 && !freq_given {
+            if args::int(args[j + 1])? < 0 {
+                return Err(CmdError::new("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            idle_given = true;
+            j += 1;
+        } else if args::is(args[j], "FREQ") && more >= 1 && !idle_given {
+            if !(0..=255).contains(&args::int(args[j + 1])?) {
+                return Err(CmdError::new(
+                    "ERR Invalid FREQ value, must be >= 0 and <= 255",
+                ));
+            }
+            freq_given = true;
+            j += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+        j += 1;
+    }
+    let now = ctx.now_ms;
+    if !replace && ctx.db().lookup(key, now).is_some() {
+        return Err(CmdError::new("BUSYKEY Target key name already exists."));
+    }
+    let mut ttl = args::int(args[2])?;
+    if ttl < 0 {
+        return Err(CmdError::new("ERR Invalid TTL value, must be >= 0"));
+    }
+    let body = decode::check_payload(args[3])
+        .map_err(|_| CmdError::new("ERR DUMP payload version or checksum are wrong"))?;
+    let value =
+        decode::decode_payload_value(body).map_err(|_| CmdError::new("ERR Bad data format"))?;
+    let deleted = replace && ctx.db().remove(key).is_some();
+    if ttl > 0 && !absttl {
+        ttl = ttl.saturating_add(now as i64);
+    }
+    // A replica keeps what its master sends, expired or not, and waits for the master's DEL.
+    if ttl > 0 && ttl <= now as i64 && !ctx.store.replica_mode {
+        if deleted {
+            ctx.touch(key);
+            ctx.propagate_as(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+        }
+        ctx.reply.ok();
+        return Ok(());
+    }
+    ctx.db().set(key, value);
+    if ttl > 0 {
+        ctx.db().set_expire_at(key, ttl as u64);
+        if !absttl {
+            let mut rewritten: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            rewritten[2] = ttl.to_string().into_bytes();
+            rewritten.push(b"ABSTTL".to_vec());
+            ctx.propagate_as(vec![rewritten]);
+        }
+    }
+    ctx.touch(key);
+    let db = ctx.client.db;
+    signal_if_blockable(ctx, db, key);
+    ctx.reply.ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod restore_tests;
+
+// ---------------------------------------------------------------------------------------
 // Iteration
 // ---------------------------------------------------------------------------------------
 
@@ -884,5 +985,24 @@ fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ))
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// DUMP
+// ---------------------------------------------------------------------------------------
+
+/// `DUMP key`: the value serialized as Redis 7.0 does (RDB encoding, version 10, CRC64), or
+/// nil for a missing key. Compressed as the `rdbcompression` setting says, like Redis.
+fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let key = args[1];
+    if !exists_counted(ctx, key) {
+        ctx.reply.null();
+        return Ok(());
+    }
+    let compression = ctx.shared.config().rdbcompression;
+    let value = ctx.db().peek(key).expect("looked up above");
+    let payload = crate::persistence::rdb::encode::dump_payload(value, compression);
+    ctx.reply.bulk(&payload);
     Ok(())
 }

@@ -23,7 +23,7 @@ use super::{args, CmdError, CmdResult, CommandSpec, Ctx, Propagate};
 use crate::config::REDIS_COMPAT_VERSION;
 use crate::protocol::Reply;
 use crate::server::shared::Counter;
-use crate::server::shared::{new_run_id, unix_time_ms, unix_time_us, CoreMessage, Stats};
+use crate::server::shared::{unix_time_ms, unix_time_us, CoreMessage, Stats};
 use crate::spec;
 use crate::storage::memory::{bytes_to_human, resident_set_size, used_memory};
 use crate::storage::{digest, Bstr, Db, Value};
@@ -424,13 +424,6 @@ const SECTIONS_ALL: &[&str] = &[
     "cluster",
     "keyspace",
 ];
-
-/// The master replication ID: 40 hex characters, new every start. Replication will own it
-/// later; until then the master never changes it.
-pub fn master_replid() -> &'static str {
-    static REPLID: OnceLock<String> = OnceLock::new();
-    REPLID.get_or_init(new_run_id)
-}
 
 /// Highest `used_memory` seen by INFO / MEMORY STATS since start or CONFIG RESETSTAT.
 static USED_MEMORY_PEAK: AtomicU64 = AtomicU64::new(0);
@@ -984,8 +977,8 @@ fn info_replication(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "role", "master");
     field!(out, "connected_slaves", "0");
     field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", master_replid());
-    field!(out, "master_replid2", "{}", "0".repeat(40));
+    field!(out, "master_replid", "{}", ctx.store.replication.replid);
+    field!(out, "master_replid2", "{}", ctx.store.replication.replid2);
     field!(
         out,
         "master_repl_offset",
@@ -1132,8 +1125,13 @@ fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
         .map(|pair| (args::text(pair[0]), args::text(pair[1])))
         .collect();
     let local = client_is_local(ctx);
-    // `dir` takes effect by changing the working directory, which can fail: try it first so
-    // a bad directory leaves the configuration untouched, as in Redis.
+    // Validate everything first (a refused change must not move the working directory).
+    let mut candidate = (*ctx.shared.config()).clone();
+    candidate
+        .set_many_as(&pairs, local)
+        .map_err(CmdError::new)?;
+    // `dir` takes effect by changing the working directory, which can fail: try it before
+    // publishing so a bad directory leaves the configuration untouched, as in Redis.
     if let Some((_, dir)) = pairs
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("dir"))
@@ -2068,13 +2066,5 @@ mod tests {
             reply.buf,
             b"*5\r\n+X <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+A\r\n+    does a\r\n+HELP\r\n+    Prints this help.\r\n"
         );
-    }
-
-    #[test]
-    fn replication_id_is_forty_hex_and_stable() {
-        let id = master_replid();
-        assert_eq!(id.len(), 40);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(master_replid(), id);
     }
 }

@@ -100,7 +100,7 @@ pub fn save_options(config: &Config) -> rdb::SaveOptions {
 pub fn save_info(store: &Store) -> rdb::SaveInfo {
     rdb::SaveInfo {
         repl_stream_db: Some(0),
-        repl_id: Some(crate::command::server::master_replid().to_string()),
+        repl_id: Some(store.replication.replid.clone()),
         repl_offset: Some(store.propagation.offset as i64),
         aof_base: false,
     }
@@ -328,6 +328,7 @@ pub fn load_bytes(
         now_ms: unix_time_ms(),
         drop_expired: !store.replica_mode,
         key_load_delay_us: config.key_load_delay,
+        skip_checksum: !config.rdbchecksum,
     };
     for db in &mut store.dbs {
         db.clear();

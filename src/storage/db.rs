@@ -111,6 +111,50 @@ impl Db {
         }
     }
 
+    /// Adds a key that must not exist yet, with its expiry, taking the key by value and
+    /// hashing it once (loading a snapshot). Gives the value back if the key exists.
+    pub fn insert_loaded(
+        &mut self,
+        key: Bstr,
+        value: Value,
+        expire_at: Option<u64>,
+    ) -> Result<(), Value> {
+        match expire_at {
+            None => self.keys.insert_new(key, value).map_err(|(_, v)| v),
+            Some(at) => {
+                let copy = key.clone();
+                self.keys.insert_new(key, value).map_err(|(_, v)| v)?;
+                self.expires.insert(copy, at);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends a key for bulk loading, without indexing it (see [`DenseMap::push_unindexed`]):
+    /// lookups miss it until [`Db::index_loaded`] runs.
+    pub fn push_loaded(&mut self, key: Bstr, value: Value, expire_at: Option<u64>) {
+        if let Some(at) = expire_at {
+            self.expires.insert(key.clone(), at);
+        }
+        self.keys.push_unindexed(key, value);
+    }
+
+    /// Indexes the keys appended by [`Db::push_loaded`] at positions `from..`. On a duplicate
+    /// key, returns it; the database must then be cleared.
+    pub fn index_loaded(&mut self, from: usize) -> Result<(), Bstr> {
+        self.keys.index_from(from).map_err(|position| {
+            self.keys
+                .get_index(position)
+                .map_or_else(|| Bstr::new(b""), |(key, _)| key.clone())
+        })
+    }
+
+    /// Makes room for `keys` more keys, `expires` of them with a TTL (RDB `RESIZEDB` hint).
+    pub fn reserve(&mut self, keys: usize, expires: usize) {
+        self.keys.reserve(keys);
+        self.expires.reserve(expires);
+    }
+
     /// Stores `value` under `key` keeping the key's expiry (SET ... KEEPTTL, container writes).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         match self.keys.get_mut(key) {

@@ -167,6 +167,142 @@ impl<V> DenseMap<V> {
         None
     }
 
+    /// Inserts `key` only if it is absent, hashing it once (loading a snapshot inserts
+    /// millions of keys that are almost never present); gives the pair back if it was there.
+    pub fn insert_new(&mut self, key: Bstr, value: V) -> Result<(), (Bstr, V)> {
+        assert!(self.len < u32::MAX as usize, "key table full");
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
+        }
+        let hash = self.hash(&key);
+        let segments = &self.segments;
+        let found = self.index[table_of(hash)]
+            .find(widen(hash), |&(position, stored)| {
+                let (segment, offset) = split(position as usize);
+                stored == hash && segments[segment][offset].0.as_bytes() == key.as_bytes()
+            })
+            .is_some();
+        if found {
+            return Err((key, value));
+        }
+        let position = self.len;
+        self.index[table_of(hash)].insert_unique(
+            widen(hash),
+            (position as u32, hash),
+            |&(_, stored)| widen(stored),
+        );
+        let (segment, _) = split(position);
+        if segment == self.segments.len() {
+            let capacity = if segment == 0 { 0 } else { ENTRY_SEGMENT_LEN };
+            self.segments.push(Vec::with_capacity(capacity));
+        }
+        self.segments[segment].push((key, value));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Appends an entry without indexing it, for bulk loading keys known to be new: lookups
+    /// do not see it until [`DenseMap::index_from`] has run.
+    pub fn push_unindexed(&mut self, key: Bstr, value: V) {
+        assert!(self.len < u32::MAX as usize, "key table full");
+        let (segment, _) = split(self.len);
+        if segment == self.segments.len() {
+            let capacity = if segment == 0 { 0 } else { ENTRY_SEGMENT_LEN };
+            self.segments.push(Vec::with_capacity(capacity));
+        }
+        self.segments[segment].push((key, value));
+        self.len += 1;
+    }
+
+    /// Indexes the entries at positions `from..len` appended by [`DenseMap::push_unindexed`].
+    ///
+    /// Inserting keys one by one into a big index misses the cache twice per key (control
+    /// bytes, then the slot). Here a chunk of entries is hashed first, sorted by index table,
+    /// and inserted table by table, so each run of inserts works on one small table that
+    /// stays in cache. `Err(position)`: the entry at `position` repeats an earlier key; the
+    /// index is then incomplete and the map must be cleared.
+    pub fn index_from(&mut self, from: usize) -> Result<(), usize> {
+        const CHUNK: usize = 1 << 20;
+        if from >= self.len {
+            return Ok(());
+        }
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
+        }
+        let mut hashed: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(self.len - from));
+        let mut sorted: Vec<(u32, u32)> = Vec::with_capacity(hashed.capacity());
+        let mut start = from;
+        while start < self.len {
+            let end = (start + CHUNK).min(self.len);
+            hashed.clear();
+            for position in start..end {
+                hashed.push((position as u32, self.hash(&self.entry(position).0)));
+            }
+            let mut counts = [0usize; INDEX_SEGMENTS];
+            for &(_, hash) in &hashed {
+                counts[table_of(hash)] += 1;
+            }
+            let mut starts = [0usize; INDEX_SEGMENTS];
+            for table in 1..INDEX_SEGMENTS {
+                starts[table] = starts[table - 1] + counts[table - 1];
+            }
+            sorted.clear();
+            sorted.resize(hashed.len(), (0, 0));
+            let mut next = starts;
+            for &item in &hashed {
+                let table = table_of(item.1);
+                sorted[next[table]] = item;
+                next[table] += 1;
+            }
+            let segments = &self.segments;
+            let key_at = |position: u32| {
+                let (segment, offset) = split(position as usize);
+                segments[segment][offset].0.as_bytes()
+            };
+            for (table, slots) in self.index.iter_mut().enumerate() {
+                let run = &sorted[starts[table]..starts[table] + counts[table]];
+                slots.reserve(run.len(), |&(_, stored)| widen(stored));
+                for &(position, hash) in run {
+                    let present = slots
+                        .find(widen(hash), |&(p, stored)| {
+                            stored == hash && key_at(p) == key_at(position)
+                        })
+                        .is_some();
+                    if present {
+                        return Err(position as usize);
+                    }
+                    slots
+                        .insert_unique(widen(hash), (position, hash), |&(_, stored)| widen(stored));
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Makes room for `additional` more keys in the index (and in the first entry segment),
+    /// so a load of known size does not grow the tables step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        if additional == 0 {
+            return;
+        }
+        if self.index.is_empty() {
+            self.index = (0..INDEX_SEGMENTS).map(|_| HashTable::new()).collect();
+        }
+        let per_table = additional / INDEX_SEGMENTS + 1;
+        for table in &mut self.index {
+            table.reserve(per_table, |&(_, stored)| widen(stored));
+        }
+        if self.len < ENTRY_SEGMENT_LEN {
+            if self.segments.is_empty() {
+                self.segments.push(Vec::new());
+            }
+            let wanted = (self.len + additional).min(ENTRY_SEGMENT_LEN);
+            let first = &mut self.segments[0];
+            first.reserve(wanted.saturating_sub(first.len()));
+        }
+    }
+
     /// Removes `key`, moving the last entry into its position.
     pub fn swap_remove_entry(&mut self, key: &[u8]) -> Option<(Bstr, V)> {
         if self.index.is_empty() {
@@ -313,6 +449,43 @@ mod tests {
             assert_eq!(map.get(key.as_bytes()), Some(value));
         }
         map.check_invariants();
+    }
+
+    #[test]
+    fn insert_new_refuses_present_keys_and_reserve_keeps_invariants() {
+        let mut map = DenseMap::default();
+        map.reserve(100_000);
+        for i in 0..100_000 {
+            assert!(map
+                .insert_new(Bstr::from(format!("k{i}").as_str()), i)
+                .is_ok());
+        }
+        let (key, value) = map.insert_new(Bstr::from("k7"), 0).unwrap_err();
+        assert_eq!((key.as_bytes(), value), (&b"k7"[..], 0));
+        assert_eq!(map.get(b"k7"), Some(&7));
+        assert_eq!(map.len(), 100_000);
+        map.check_invariants();
+        let mut empty: DenseMap<()> = DenseMap::default();
+        empty.reserve(10);
+        assert!(empty.is_empty() && empty.get(b"x").is_none());
+        empty.check_invariants();
+    }
+
+    #[test]
+    fn bulk_appends_are_indexed_in_one_pass_and_duplicates_found() {
+        let mut map = DenseMap::default();
+        map.insert(Bstr::from("first"), 0usize);
+        for i in 1..150_000 {
+            map.push_unindexed(Bstr::from(format!("k{i}").as_str()), i);
+        }
+        assert_eq!(map.index_from(1), Ok(()));
+        map.check_invariants();
+        assert_eq!(map.get(b"k149999"), Some(&149_999));
+        assert_eq!(map.get(b"first"), Some(&0));
+        let from = map.len();
+        map.push_unindexed(Bstr::from("new"), 1);
+        map.push_unindexed(Bstr::from("k77"), 2);
+        assert_eq!(map.index_from(from), Err(from + 1));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Store {
     pub persistence: crate::persistence::snapshot::State,
     /// The append-only file: fed from the stream at the end of every batch.
     pub aof: crate::persistence::aof::Aof,
+    /// Replication identity, backlog, replicas and master link.
+    pub replication: crate::replication::ReplicationState,
 }
 
 impl Store {
@@ -74,6 +76,7 @@ impl Store {
             propagation: crate::replication::Propagation::default(),
             persistence: crate::persistence::snapshot::State::default(),
             aof: crate::persistence::aof::Aof::default(),
+            replication: crate::replication::ReplicationState::default(),
         }
     }
 
@@ -126,7 +129,8 @@ impl Store {
             return;
         }
         let bytes = self.propagation.take();
-        // The replication backlog (issue 4) takes its copy of `bytes` here, before the AOF.
+        // Replication first (offset, backlog), then the AOF, which keeps the buffer.
+        self.replication.feed(&bytes);
         let spare = self.aof.feed(bytes);
         self.propagation.give_back(spare);
     }

@@ -288,6 +288,7 @@ fn load_file(
             // Redis keeps expired keys of an AOF preamble: later commands may touch them.
             drop_expired: false,
             key_load_delay_us: config.key_load_delay,
+            skip_checksum: !config.rdbchecksum,
         };
         let loaded = rdb::decode::load(bytes, &mut store.dbs, &options).map_err(|error| {
             if old_style {

@@ -60,6 +60,8 @@ pub struct LoadOptions {
     pub drop_expired: bool,
     /// Microseconds to sleep after each key (`key-load-delay`, for tests).
     pub key_load_delay_us: i64,
+    /// Do not verify the CRC64 trailer (`rdbchecksum no`, as Redis skips it then).
+    pub skip_checksum: bool,
 }
 
 /// What a load found besides the keys.
