@@ -78,6 +78,23 @@ fn commands() -> Vec<Vec<String>> {
     commands
 }
 
+/// Stops a server with SHUTDOWN NOSAVE (which writes and fsyncs what the AOF holds) and
+/// waits for it to exit. Tests that are not about `kill -9` stop servers this way: under
+/// `everysec` an acknowledged write may still be on its way to the kernel for a fraction of
+/// a millisecond, which a SIGKILL at that instant would lose (as `everysec` allows).
+fn shut_down(mut server: Server) -> Server {
+    let mut raw = Raw::new(&server);
+    raw.send(&["SHUTDOWN", "NOSAVE"]);
+    assert!(raw.closed_by_server());
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "log:\n{}",
+        server.log()
+    );
+    server
+}
+
 fn ringkv_aof(extra: &[&str]) -> Server {
     let mut args = vec!["--appendonly", "yes"];
     args.extend_from_slice(extra);
@@ -88,7 +105,7 @@ fn restart_and_compare(server: Server, extra: &[&str]) -> Server {
     let before = workload::digest(&server);
     let mut args = vec!["--appendonly", "yes"];
     args.extend_from_slice(extra);
-    let server = server.restart(&args);
+    let server = shut_down(server).restart(&args);
     assert_eq!(
         workload::digest(&server),
         before,
@@ -130,7 +147,7 @@ fn keys_that_expired_while_down_stay_expired() {
     std::thread::sleep(Duration::from_millis(600));
     // Replayed after their TTL passed, the commands must still act on the same keys (Redis
     // expires nothing while loading), so the list comes back with its TTL and then expires.
-    let server = server.restart(&["--appendonly", "yes"]);
+    let server = shut_down(server).restart(&["--appendonly", "yes"]);
     let mut raw = Raw::new(&server);
     assert_eq!(raw.call(&["EXISTS", "list"]), Int(0));
     assert_eq!(raw.call(&["EXISTS", "short"]), Int(0));
@@ -156,7 +173,7 @@ fn redis_loads_the_aof_directory_ringkv_wrote() {
             run(&server, &["SET", "after-rewrite", "1"]);
         }
         let expected = workload::digest(&server);
-        let redis = server.restart_as_redis(&["--appendonly", "yes"]);
+        let redis = shut_down(server).restart_as_redis(&["--appendonly", "yes"]);
         assert_eq!(
             workload::digest(&redis),
             expected,
@@ -176,7 +193,7 @@ fn ringkv_loads_the_aof_directory_redis_wrote() {
         wait_rewrite_done(&redis, 1);
         workload::apply(&redis, &commands()[commands().len() / 2..]);
         let expected = workload::digest(&redis);
-        let ours = redis.restart(&["--appendonly", "yes"]);
+        let ours = shut_down(redis).restart(&["--appendonly", "yes"]);
         assert_eq!(
             workload::digest(&ours),
             expected,
@@ -186,7 +203,7 @@ fn ringkv_loads_the_aof_directory_redis_wrote() {
         // And ringkv goes on appending to Redis' files.
         run(&ours, &["SET", "more", "1"]);
         let expected = workload::digest(&ours);
-        let again = ours.restart(&["--appendonly", "yes"]);
+        let again = shut_down(ours).restart(&["--appendonly", "yes"]);
         assert_eq!(workload::digest(&again), expected);
     }
 }
@@ -375,7 +392,7 @@ fn small_aof() -> (tempfile::TempDir, String, Vec<u8>) {
         run(&server, &["RPUSH", "list", &i.to_string()]);
     }
     let digest = workload::digest(&server);
-    let dir = server.into_dir();
+    let dir = shut_down(server).into_dir();
     let incr = std::fs::read(dir.path().join(AOF_DIR).join("appendonly.aof.1.incr.aof")).unwrap();
     (dir, digest, incr)
 }
@@ -407,7 +424,7 @@ fn truncated_last_command_is_dropped_with_aof_load_truncated_yes() {
     // Appending goes on after the cut.
     run(&server, &["SET", "after", "1"]);
     let expected = workload::digest(&server);
-    let server = server.restart(&["--appendonly", "yes"]);
+    let server = shut_down(server).restart(&["--appendonly", "yes"]);
     assert_eq!(workload::digest(&server), expected);
 }
 
@@ -518,7 +535,7 @@ fn old_single_file_aof_is_migrated_into_the_directory() {
         "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     );
     let expected = workload::digest(&server);
-    let redis = server.restart_as_redis(&["--appendonly", "yes"]);
+    let redis = shut_down(server).restart_as_redis(&["--appendonly", "yes"]);
     assert_eq!(workload::digest(&redis), expected);
 }
 
@@ -573,6 +590,50 @@ fn appendfsync_always_loses_no_acknowledged_write_on_kill_9() {
         assert!(
             stored >= acknowledged && stored <= acknowledged + 1,
             "writer {index}: acknowledged {acknowledged}, found {stored}"
+        );
+    }
+}
+
+#[test]
+fn everysec_hands_every_acknowledged_write_to_the_kernel_within_milliseconds() {
+    // hz 1: cron runs once a second, so only the completion-driven pump can write the tail
+    // of the burst before the kill.
+    let server = ringkv_aof(&["--aof-use-rdb-preamble", "no", "--hz", "1"]);
+    let pid = server.pid() as i32;
+    // Each writer keeps its connection open until after the kill: a connection closing
+    // would take the keyspace lock and write what was held back.
+    let writers: Vec<_> = (0..4)
+        .map(|index| {
+            let mut raw = Raw::new(&server);
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_millis(300);
+                let mut acked = 0u64;
+                while Instant::now() < deadline && acked < 1_000_000 {
+                    match raw.call(&["INCR", &format!("counter{index}")]) {
+                        Int(value) => acked = value as u64,
+                        other => panic!("INCR: {other:?}"),
+                    }
+                }
+                (acked, raw)
+            })
+        })
+        .collect();
+    // No request after the writers' last one: nothing but the AOF's own wake-up can write
+    // what the last batches left behind.
+    let finished: Vec<(u64, Raw)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let acknowledged: Vec<u64> = finished.iter().map(|(acked, _)| *acked).collect();
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    drop(finished);
+    let server = server.restart(&["--appendonly", "yes"]);
+    let mut raw = Raw::new(&server);
+    for (index, acked) in acknowledged.iter().enumerate() {
+        assert!(*acked > 0);
+        assert_eq!(
+            raw.call(&["GET", &format!("counter{index}")]),
+            Value::Bulk(acked.to_string().into_bytes()),
+            "writer {index}"
         );
     }
 }

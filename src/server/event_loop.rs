@@ -667,6 +667,10 @@ impl Core {
     }
 
     fn start_send(&mut self, slot: u32) {
+        // `appendfsync always`: no reply leaves before the writes it acknowledges are synced.
+        if crate::persistence::aof::replies_wait_for_sync() {
+            crate::persistence::aof::sync_for_replies(&mut self.shared.lock_store());
+        }
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };

@@ -111,17 +111,17 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// A ring whose asynchronous completions, if `notify` is given, also write to that
-    /// eventfd (the event loop that finishes held-back appends watches it).
+    /// A ring whose completions, if `notify` is given, also write to that eventfd (the
+    /// event loop that finishes held-back appends watches it). Every completion counts: the
+    /// window timer's completes outside the kernel's workers, which the "async only"
+    /// registration would not report.
     pub fn new(notify: Option<RawFd>) -> Result<Ring, String> {
         let ring = IoUring::new(RING_ENTRIES)
             .map_err(|error| format!("cannot create the AOF's io_uring instance: {error}"))?;
         if let Some(fd) = notify {
-            ring.submitter()
-                .register_eventfd_async(fd)
-                .map_err(|error| {
-                    format!("cannot register the AOF's completion eventfd: {error}")
-                })?;
+            ring.submitter().register_eventfd(fd).map_err(|error| {
+                format!("cannot register the AOF's completion eventfd: {error}")
+            })?;
         }
         Ok(Ring {
             ring,

@@ -13,9 +13,12 @@
 //! ends ([`Store::end_batch`]) the AOF takes the batch's bytes ([`Aof::feed`]) and hands them
 //! to the kernel through its own io_uring ([`io::Ring`]), still under the lock, so files hold
 //! commands in execution order. The fsync policy decides the rest:
-//! - `always`: the write is linked to an fdatasync and both are waited for before the lock
-//!   is released, so no reply (sent after the batch) precedes durability. An error stops
-//!   the process, because replies would otherwise claim durability that is not there.
+//! - `always`: batches are kept until an event loop is about to send replies; then, with the
+//!   keyspace locked, everything kept (from every core) is written with one write linked to
+//!   one fdatasync, waited for ([`sync_for_replies`]). No reply leaves before the writes it
+//!   acknowledges are on disk, and one sync serves all clients of the turn (Redis' one
+//!   write and fsync per event loop turn). An error stops the process, because replies
+//!   would otherwise claim durability that is not there.
 //! - `everysec`: the write is submitted and not waited for (a buffered file write through
 //!   io_uring is done by a kernel worker here: waiting would cost tens of microseconds of
 //!   lock time per batch). One append is in flight at a time and at most one starts every
@@ -170,6 +173,27 @@ pub struct Aof {
 /// wait for the next batch or the next cron turn.
 static HELD_BACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set (under the keyspace lock) when `appendfsync always` data was taken and not yet
+/// written and synced; cleared (under the lock) once it is.
+static SYNC_OWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when replies must wait for [`sync_for_replies`] (one atomic load per send).
+#[inline]
+pub fn replies_wait_for_sync() -> bool {
+    SYNC_OWED.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Writes and syncs every batch taken so far (`appendfsync always`). Called by an event loop,
+/// keyspace locked, before it sends replies: when this returns, every write any reply
+/// acknowledges is on disk. One write and one fdatasync cover all batches since the last
+/// call, from every core.
+pub fn sync_for_replies(store: &mut Store) {
+    store.aof.flush(false);
+    if store.aof.buf.is_empty() {
+        SYNC_OWED.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// True when [`pump`] has work (checked by event loop 0 on every turn; one atomic load).
 #[inline]
 pub fn held_back() -> bool {
@@ -281,7 +305,16 @@ impl Aof {
                 bytes.clear();
             }
         }
-        self.flush(false);
+        if self.settings.fsync == AppendFsync::Always {
+            // Written and synced once for all the batches before the next reply goes out
+            // ([`sync_for_replies`]): group commit, as Redis' one write and fsync per event
+            // loop turn.
+            if !self.buf.is_empty() {
+                SYNC_OWED.store(true, std::sync::atomic::Ordering::Release);
+            }
+        } else {
+            self.flush(false);
+        }
         if bytes.capacity() == 0 {
             if let Some(spare) = self.spare.pop() {
                 return spare;
