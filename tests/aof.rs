@@ -540,6 +540,66 @@ fn old_single_file_aof_is_migrated_into_the_directory() {
 }
 
 #[test]
+fn old_single_file_aof_with_an_rdb_preamble_loads_both_parts() {
+    // An RDB preamble as ringkv writes it for a base, followed by commands: the layout of a
+    // Redis 4-6 `appendonly.aof` with aof-use-rdb-preamble.
+    let source = ringkv_aof(&[]);
+    run(&source, &["SET", "from-rdb", "1"]);
+    run(&source, &["RPUSH", "list", "a", "b"]);
+    run(&source, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&source, 1);
+    let base = std::fs::read(aof_dir(&source).join("appendonly.aof.2.base.rdb")).unwrap();
+    assert!(base.starts_with(b"REDIS"));
+    let mut old = base;
+    old.extend_from_slice(
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$9\r\nfrom-tail\r\n$1\r\n2\r\n*3\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n$1\r\nc\r\n",
+    );
+    drop(shut_down(source));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("appendonly.aof"), &old).unwrap();
+    let server = Server::start_in(dir, &["--appendonly", "yes"]);
+    let mut raw = Raw::new(&server);
+    assert_eq!(raw.call(&["GET", "from-rdb"]), Value::Bulk(b"1".to_vec()));
+    assert_eq!(raw.call(&["GET", "from-tail"]), Value::Bulk(b"2".to_vec()));
+    assert_eq!(
+        raw.call(&["LRANGE", "list", "0", "-1"]),
+        Value::Array(vec![
+            Value::Bulk(b"a".to_vec()),
+            Value::Bulk(b"b".to_vec()),
+            Value::Bulk(b"c".to_vec())
+        ])
+    );
+    let log = server.log();
+    assert!(
+        log.contains("Reading RDB preamble from AOF file..."),
+        "{log}"
+    );
+    assert!(log.contains("Reading the remaining AOF tail..."), "{log}");
+}
+
+#[test]
+fn bgrewriteaof_with_appendonly_off_writes_a_base_and_manifest() {
+    let server = Server::start(&[]);
+    workload::apply(&server, &commands());
+    let expected = workload::digest(&server);
+    assert_eq!(
+        Raw::new(&server).call(&["BGREWRITEAOF"]),
+        Status("Background append only file rewriting started".into())
+    );
+    wait_rewrite_done(&server, 1);
+    assert_eq!(
+        manifest(&aof_dir(&server)),
+        "file appendonly.aof.1.base.rdb seq 1 type b\n"
+    );
+    let server = shut_down(server).restart(&["--appendonly", "yes"]);
+    assert_eq!(workload::digest(&server), expected);
+    assert_eq!(
+        manifest(&aof_dir(&server)),
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+}
+
+#[test]
 fn appendfsync_always_loses_no_acknowledged_write_on_kill_9() {
     let server = ringkv_aof(&["--appendfsync", "always", "--aof-use-rdb-preamble", "no"]);
     let pid = server.pid() as i32;
