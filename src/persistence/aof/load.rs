@@ -238,6 +238,16 @@ fn load_files(
     }
     store.propagation.enabled = propagating;
     store.aof.rewrite_base_size = base_size;
+    // Redis runs loaded commands without its command statistics; so does INFO here.
+    let stats = &shared.stats;
+    for counter in [
+        &stats.total_commands_processed,
+        &stats.total_error_replies,
+        &stats.keyspace_hits,
+        &stats.keyspace_misses,
+    ] {
+        counter.reset();
+    }
     Ok(outcome)
 }
 

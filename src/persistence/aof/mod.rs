@@ -150,6 +150,8 @@ pub struct Aof {
     /// errno of the failed write that keeps `aof_last_write_status:err`.
     write_error: Option<i32>,
     last_write_error_log_unix: u64,
+    /// Second of the last retry of a failed write.
+    last_write_retry_unix: u64,
     /// Second of the last `#TS:` annotation written.
     timestamp_unix: u64,
     pub rewrite_scheduled: bool,
@@ -357,6 +359,14 @@ impl Aof {
                 return;
             }
         } else {
+            // After a failed write, retry once a second (each attempt costs a round trip to
+            // a kernel worker); the data waits meanwhile and writes are refused.
+            if self.write_error.is_some() && !force && policy != AppendFsync::Always {
+                if now <= self.last_write_retry_unix {
+                    return;
+                }
+                self.last_write_retry_unix = now;
+            }
             if policy == AppendFsync::EverySec && !force && sync_in_progress {
                 HELD_BACK.store(true, std::sync::atomic::Ordering::Release);
                 if self.flush_postponed_unix == 0 {
