@@ -934,9 +934,8 @@ fn stop_appending(config: &Config, store: &mut Store) {
     aof.last_incr_fsync_offset = 0;
     aof.buf = Vec::new();
     kill_rewrite_child(config, store);
-    // Only the AOF consumes the stream until replication adds its backlog (issue 4), which
-    // will have to keep this on while it exists.
-    store.propagation.enabled = false;
+    // The stream stays on while the replication backlog consumes it.
+    store.propagation.enabled = store.replication.backlog.is_some();
     store.propagation.reset_selected_db();
 }
 
