@@ -184,6 +184,30 @@ fn redis_loads_the_aof_directory_ringkv_wrote() {
 }
 
 #[test]
+fn redis_check_aof_finds_ringkv_directories_valid() {
+    let checker = support::redis_program("redis-check-aof");
+    for preamble in ["no", "yes"] {
+        let server = ringkv_aof(&["--aof-use-rdb-preamble", preamble]);
+        workload::apply(&server, &commands()[..500]);
+        run(&server, &["BGREWRITEAOF"]);
+        wait_rewrite_done(&server, 1);
+        workload::apply(&server, &commands()[500..]);
+        let server = shut_down(server);
+        let manifest_path = aof_dir(&server).join("appendonly.aof.manifest");
+        let (status, stdout, stderr) = support::run_program(
+            &checker,
+            &[manifest_path.to_str().unwrap()],
+            Duration::from_secs(60),
+        );
+        assert_eq!(status, 0, "preamble {preamble}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("All AOF files and manifest are valid"),
+            "preamble {preamble}: {stdout}"
+        );
+    }
+}
+
+#[test]
 fn ringkv_loads_the_aof_directory_redis_wrote() {
     for preamble in ["no", "yes"] {
         let redis =
