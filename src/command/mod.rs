@@ -235,7 +235,7 @@ impl Ctx<'_> {
 }
 
 /// Every command family's table, in the order COMMAND lists them.
-fn families() -> [&'static [CommandSpec]; 11] {
+fn families() -> [&'static [CommandSpec]; 12] {
     [
         strings::COMMANDS,
         keys::COMMANDS,
@@ -248,6 +248,7 @@ fn families() -> [&'static [CommandSpec]; 11] {
         pubsub::COMMANDS,
         transactions::COMMANDS,
         blocking::COMMANDS,
+        crate::persistence::aof::COMMANDS,
     ]
 }
 
@@ -354,11 +355,14 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     // Our master's writes are obeyed whatever our own persistence state (as in Redis).
     if (spec.has(flags::WRITE) || spec.name == "ping") && !ctx.client.is_master {
-        if let Some(refusal) = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store) {
+        let refusal = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store)
+            .map(Cow::Borrowed)
+            .or_else(|| crate::persistence::aof::write_refusal(ctx.store).map(Cow::Owned));
+        if let Some(refusal) = refusal {
             if let Some(multi) = ctx.client.multi.as_mut() {
                 multi.aborted = true;
             }
-            return Err(CmdError::new(refusal));
+            return Err(CmdError(refusal));
         }
     }
     if let Some(refusal) = crate::replication::replica::command_refusal(

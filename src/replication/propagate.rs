@@ -41,6 +41,21 @@ impl Propagation {
         std::mem::take(&mut self.pending)
     }
 
+    /// True if bytes wait to be taken.
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Hands back an emptied buffer from [`Propagation::take`] so the next batch reuses its
+    /// allocation.
+    pub fn give_back(&mut self, mut buffer: Vec<u8>) {
+        if self.pending.is_empty() && buffer.capacity() > self.pending.capacity() {
+            buffer.clear();
+            self.pending = buffer;
+        }
+    }
+
     /// Forces the next command to be preceded by SELECT (a new consumer joined mid-stream).
     pub fn reset_selected_db(&mut self) {
         self.selected_db = None;

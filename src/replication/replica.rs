@@ -696,6 +696,8 @@ pub fn unset_master(store: &mut Store) {
     // The next command propagated must start with SELECT: replicas continuing with our new
     // history do not know which database our stream had selected.
     store.propagation.reset_selected_db();
+    // Our own writes now feed the backlog we kept.
+    store.propagation.enabled |= store.replication.backlog.is_some();
     store.set_replica_mode(false);
     crate::log::set_role(b'M');
 }

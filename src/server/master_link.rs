@@ -1027,6 +1027,12 @@ impl Core {
             config.repl_backlog_size,
             now,
         );
+        if let Err(error) = crate::persistence::aof::restart_after_sync(&self.shared, &mut store) {
+            log!(
+                Warning,
+                "Failed enabling the AOF after successful master synchronization! {error}"
+            );
+        }
         let ack = store
             .replication
             .replica_side

@@ -59,6 +59,8 @@ pub struct Store {
     pub propagation: crate::replication::Propagation,
     /// Snapshot bookkeeping (running child, last save, save counters).
     pub persistence: crate::persistence::snapshot::State,
+    /// The append-only file: fed from the stream at the end of every batch.
+    pub aof: crate::persistence::aof::Aof,
     /// Replication identity, backlog, replicas and master link.
     pub replication: crate::replication::ReplicationState,
 }
@@ -73,6 +75,7 @@ impl Store {
             replica_mode: false,
             propagation: crate::replication::Propagation::default(),
             persistence: crate::persistence::snapshot::State::default(),
+            aof: crate::persistence::aof::Aof::default(),
             replication: crate::replication::ReplicationState::default(),
         }
     }
@@ -122,7 +125,19 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        // Consumers (the AOF writer, the replication backlog) attach here.
+        if !self.propagation.has_pending() && !self.aof.has_buffered() {
+            return;
+        }
+        let bytes = self.propagation.take();
+        // Replication first (offset, backlog), then the AOF, which keeps the buffer. A
+        // replica's stream is its master's, fed unchanged by the master link
+        // (`replica::applied`) so offsets match the master's byte for byte; what its own
+        // execution propagated (the master's commands re-encoded) goes to the AOF only.
+        if !self.replication.replica_side.is_replica() {
+            self.replication.feed(&bytes);
+        }
+        let spare = self.aof.feed(bytes);
+        self.propagation.give_back(spare);
     }
 
     /// Turns replica behaviour on or off: a replica never expires keys itself, it hides
