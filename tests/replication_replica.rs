@@ -661,3 +661,66 @@ fn info_replication_and_role_look_like_a_redis_replica() {
     // The link state itself flickers between connect and connecting while both retry.
     compare(&mut to_ours, &mut to_theirs, false);
 }
+
+#[test]
+fn a_replica_with_aof_on_keeps_the_synced_data_and_the_stream_in_its_aof() {
+    let master = Server::start_redis(&["--repl-diskless-sync", "no"]);
+    apply(&master, &commands());
+    let replica = Server::start(&["--appendonly", "yes"]);
+    let mut to_master = master.client();
+    let mut to_replica = replica.client();
+    let _: () = query(
+        &mut to_replica,
+        &["SET", "before-sync", "dropped by the sync"],
+    );
+    replicaof(&mut to_replica, master.port);
+    wait_in_sync(&mut to_master, &mut to_replica);
+    mixed_writes(&mut to_master, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_in_sync(&mut to_master, &mut to_replica);
+    wait_until(SYNC_TIMEOUT, "the AOF rewrite after the sync", || {
+        let text = info(&mut to_replica, "persistence");
+        field(&text, "aof_rewrite_in_progress").as_deref() == Some("0")
+            && field(&text, "aof_rewrite_scheduled").as_deref() == Some("0")
+            && field(&text, "aof_rewrites").is_none_or(|n| n != "0")
+    });
+    let expected: String = query(&mut to_master, &["DEBUG", "DIGEST"]);
+    let _ = run(&mut to_replica, &["SHUTDOWN", "NOSAVE"]);
+    drop(to_replica);
+    let mut replica = replica;
+    assert!(replica.wait_exit(Duration::from_secs(20)).is_some());
+    // Started alone, as a master, from its AOF.
+    let restarted = Server::start_in(replica.into_dir(), &["--appendonly", "yes"]);
+    let mut con = restarted.client();
+    let digest: String = query(&mut con, &["DEBUG", "DIGEST"]);
+    assert_eq!(digest, expected);
+    let stale: Option<String> = query(&mut con, &["GET", "before-sync"]);
+    assert_eq!(stale, None);
+}
+
+#[test]
+fn clients_blocked_on_keys_are_unblocked_when_the_server_becomes_a_replica() {
+    let master = Server::start_redis(&[]);
+    let port = master.port.to_string();
+    let ours = Server::start(&[]);
+    let theirs = Server::start_redis(&[]);
+    let mut replies = Vec::new();
+    for server in [&ours, &theirs] {
+        let mut blocked = server.raw();
+        blocked.write_all(b"BLPOP nothing 0\r\n").unwrap();
+        let mut con = server.client();
+        wait_until(Duration::from_secs(10), "the client to block", || {
+            field(&info(&mut con, "clients"), "blocked_clients").as_deref() == Some("1")
+        });
+        let _: String = query(&mut con, &["REPLICAOF", "127.0.0.1", &port]);
+        let mut reply = String::new();
+        let mut reader = BufReader::new(&blocked);
+        reader.read_line(&mut reply).unwrap();
+        let mut rest = String::new();
+        // Closed after the reply: the next read sees the end of the stream.
+        assert_eq!(reader.read_line(&mut rest).unwrap(), 0, "{rest}");
+        replies.push(reply);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(replies[0].starts_with("-UNBLOCKED force unblock"));
+}

@@ -718,9 +718,17 @@ pub fn link_lost(store: &mut Store, now_ms: u64, reconnect_now: bool) {
     }
     side.fullresync = None;
     side.transfer = TransferProgress::default();
-    if side.master.is_some() {
+    if let Some(master) = &side.master {
         side.state = LinkState::Connect;
         side.connect_now = reconnect_now;
+        if reconnect_now {
+            log!(
+                Notice,
+                "Reconnecting to MASTER {}:{}",
+                master.host,
+                master.port
+            );
+        }
     } else {
         side.state = LinkState::None;
     }
@@ -872,7 +880,8 @@ pub fn configure_at_start(store: &mut Store, config: &Config) {
             port: *port,
         });
         side.state = LinkState::Connect;
-        side.connect_now = true;
+        // The first replication cron connects (and says so), as at a Redis start.
+        side.connect_now = false;
         side.epoch += 1;
         store.set_replica_mode(true);
         crate::log::set_role(b'S');
@@ -1040,6 +1049,7 @@ pub fn replicaof_command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     }
     set_master(ctx.store, &host, port);
+    unblock_all_clients(ctx);
     let setting = (host.clone(), port);
     ctx.shared
         .update_config(|config| config.replicaof = Some(setting));
@@ -1050,6 +1060,21 @@ pub fn replicaof_command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     );
     ctx.reply.ok();
     Ok(())
+}
+
+/// Redis' `disconnectAllBlockedClients`: clients blocked on keys of a master that becomes a
+/// replica get an error and are closed (their pops will never be served by writes here).
+fn unblock_all_clients(ctx: &mut Ctx<'_>) {
+    const UNBLOCKED: &[u8] =
+        b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n";
+    for waiter in ctx.store.blocking.remove_all() {
+        let core = &ctx.shared.cores[waiter.core];
+        core.send(crate::server::shared::CoreMessage::Unblocked {
+            conn: waiter.conn,
+            bytes: UNBLOCKED.to_vec(),
+        });
+        core.send(crate::server::shared::CoreMessage::Kill { conn: waiter.conn });
+    }
 }
 
 /// The client as CLIENT LIST shows it, for the log.

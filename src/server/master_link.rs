@@ -259,7 +259,7 @@ impl Core {
             self.replication_cron(now);
         } else if state == LinkState::Connect && connect_now && self.replica_link.current.is_none()
         {
-            self.master_connect(now);
+            self.master_connect(now, true);
         }
     }
 
@@ -302,7 +302,7 @@ impl Core {
             }
         }
         if state == LinkState::Connect && self.replica_link.current.is_none() {
-            self.master_connect(now);
+            self.master_connect(now, false);
             return;
         }
         let Some(slot) = self.master_link_slot() else {
@@ -339,8 +339,9 @@ impl Core {
     // CONNECT
     // ---------------------------------------------------------------------------------------
 
-    /// Starts a non-blocking connect to the configured master.
-    fn master_connect(&mut self, now: u64) {
+    /// Starts a non-blocking connect to the configured master: from the cron, or at once
+    /// (`immediate`) after REPLICAOF or a lost link, whose own log line said so.
+    fn master_connect(&mut self, now: u64, immediate: bool) {
         let (epoch, master) = {
             let store = self.shared.lock_store();
             let side = &store.replication.replica_side;
@@ -349,12 +350,14 @@ impl Core {
                 _ => return,
             }
         };
-        log!(
-            Notice,
-            "Connecting to MASTER {}:{}",
-            master.host,
-            master.port
-        );
+        if !immediate {
+            log!(
+                Notice,
+                "Connecting to MASTER {}:{}",
+                master.host,
+                master.port
+            );
+        }
         let started = (|| -> std::io::Result<(Socket, Box<SockAddr>)> {
             let address = (master.host.as_str(), master.port)
                 .to_socket_addrs()?

@@ -94,6 +94,13 @@ impl Registry {
         Some(waiter)
     }
 
+    /// Unregisters every waiter (a master turning into a replica unblocks everyone).
+    pub fn remove_all(&mut self) -> Vec<Waiter> {
+        self.by_key.clear();
+        self.ready.clear();
+        self.waiters.drain().map(|(_, waiter)| waiter).collect()
+    }
+
     pub fn is_blocked(&self, client_id: u64) -> bool {
         self.waiters.contains_key(&client_id)
     }
