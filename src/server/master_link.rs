@@ -382,7 +382,11 @@ impl Core {
         let (socket, address) = match started {
             Ok(started) => started,
             Err(error) => {
-                log!(Warning, "Unable to connect to MASTER: {error}");
+                log!(
+                    Warning,
+                    "Unable to connect to MASTER: {}",
+                    crate::config::os_error_text(&error)
+                );
                 replica::link_lost(&mut store, now, false);
                 return;
             }
@@ -440,7 +444,7 @@ impl Core {
             log!(
                 Warning,
                 "Error condition on socket for SYNC: {}",
-                std::io::Error::from_raw_os_error(-result)
+                crate::config::os_error_text(&std::io::Error::from_raw_os_error(-result))
             );
             replica::link_lost(&mut store, now, false);
             return;
@@ -714,7 +718,8 @@ impl Core {
                     Err(error) => {
                         log!(
                             Warning,
-                            "Opening the temp file needed for MASTER <-> REPLICA synchronization: {error}"
+                            "Opening the temp file needed for MASTER <-> REPLICA synchronization: {}",
+                            crate::config::os_error_text(&error)
                         );
                         self.master_link_abort(false);
                         false
@@ -902,7 +907,8 @@ impl Core {
         if let Err(error) = written {
             log!(
                 Warning,
-                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {error}"
+                "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {}",
+                crate::config::os_error_text(&error)
             );
             self.master_link_abort(true);
             return false;
@@ -944,7 +950,8 @@ impl Core {
         if let Err(error) = spawned {
             log!(
                 Warning,
-                "Cannot start the thread that loads the MASTER snapshot: {error}"
+                "Cannot start the thread that loads the MASTER snapshot: {}",
+                crate::config::os_error_text(&error)
             );
             let _ = std::fs::remove_file(&path);
             self.master_link_abort(true);
@@ -1010,8 +1017,9 @@ impl Core {
             drop(store);
             log!(
                 Warning,
-                "Failed trying to rename the temp DB into {} in MASTER <-> REPLICA synchronization: {error}",
-                target.display()
+                "Failed trying to rename the temp DB into {} in MASTER <-> REPLICA synchronization: {}",
+                target.display(),
+                crate::config::os_error_text(&error)
             );
             let _ = std::fs::remove_file(&path);
             self.master_link_abort(true);
@@ -1047,8 +1055,9 @@ impl Core {
         if let Err(error) = files::sync_directory(files::parent_of(&target)) {
             log!(
                 Warning,
-                "Failed trying to sync DB directory {} in MASTER <-> REPLICA synchronization: {error}",
-                target.display()
+                "Failed trying to sync DB directory {} in MASTER <-> REPLICA synchronization: {}",
+                target.display(),
+                crate::config::os_error_text(&error)
             );
         }
         if old.iter().any(|db| !db.is_empty()) {
@@ -1221,13 +1230,17 @@ fn load_snapshot(
 ) -> Result<LoadedSnapshot, String> {
     file.file.sync_all().map_err(|error| {
         format!(
-            "Failed trying to sync the temp DB to disk in MASTER <-> REPLICA synchronization: {error}"
+            "Failed trying to sync the temp DB to disk in MASTER <-> REPLICA synchronization: {}",
+            crate::config::os_error_text(&error)
         )
     })?;
     let path = file.path;
     drop(file.file);
     let mapped = files::Mapped::open(&path).map_err(|error| {
-        format!("Failed trying to load the MASTER synchronization DB from disk: {error}")
+        format!(
+            "Failed trying to load the MASTER synchronization DB from disk: {}",
+            crate::config::os_error_text(&error)
+        )
     })?;
     let mut dbs: Vec<Db> = (0..databases).map(|_| Db::default()).collect();
     let loaded = rdb::decode::load(mapped.bytes(), &mut dbs, options).map_err(|error| {
