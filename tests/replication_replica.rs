@@ -470,9 +470,15 @@ impl Drop for FixedPortRedis {
 
 #[test]
 fn a_restarted_master_is_followed_again() {
+    const MASTER_ARGS: &[&str] = &[
+        "--repl-diskless-sync",
+        "no",
+        "--repl-ping-replica-period",
+        "3600",
+    ];
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let master = FixedPortRedis::start(port, dir.path(), &["--repl-diskless-sync", "no"]);
+    let master = FixedPortRedis::start(port, dir.path(), MASTER_ARGS);
     let mut to_master = FixedPortRedis::client(port);
     for command in commands() {
         let mut cmd = redis::cmd(&command[0]);
@@ -486,6 +492,9 @@ fn a_restarted_master_is_followed_again() {
     replicaof(&mut to_replica, port);
     wait_in_sync(&mut to_master, &mut to_replica);
     mixed_writes(&mut to_master, 0);
+    // No stream after the SAVE below (short TTLs gone, PINGs rare), so the saved offset is
+    // the replica's and the restarted master can continue it.
+    std::thread::sleep(Duration::from_millis(300));
     wait_in_sync(&mut to_master, &mut to_replica);
 
     let _: () = query(&mut to_master, &["SAVE"]);
@@ -501,7 +510,7 @@ fn a_restarted_master_is_followed_again() {
     );
     let value: Option<String> = query(&mut to_replica, &["GET", "counter"]);
     assert!(value.is_some(), "reads are served while the master is down");
-    let _master = FixedPortRedis::start(port, dir.path(), &["--repl-diskless-sync", "no"]);
+    let _master = FixedPortRedis::start(port, dir.path(), MASTER_ARGS);
     let mut to_master = FixedPortRedis::client(port);
     mixed_writes(&mut to_master, 1);
     wait_in_sync(&mut to_master, &mut to_replica);
@@ -726,4 +735,131 @@ fn clients_blocked_on_keys_are_unblocked_when_the_server_becomes_a_replica() {
     }
     assert_eq!(replies[0], replies[1]);
     assert!(replies[0].starts_with("-UNBLOCKED force unblock"));
+}
+
+/// Reads one command a replica sends (RESP multibulk or an inline line) as its arguments.
+fn read_command(reader: &mut BufReader<TcpStream>) -> Vec<String> {
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .expect("a command from the replica");
+    let line = line.trim_end().to_string();
+    let Some(count) = line.strip_prefix('*') else {
+        return line.split(' ').map(str::to_string).collect();
+    };
+    let count: usize = count.parse().unwrap();
+    let mut args = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let len: usize = header.trim_end()[1..].parse().unwrap();
+        let mut arg = vec![0u8; len + 2];
+        std::io::Read::read_exact(reader, &mut arg).unwrap();
+        arg.truncate(len);
+        args.push(String::from_utf8(arg).unwrap());
+    }
+    args
+}
+
+/// A scripted master: answers the handshake and returns the connection and what the replica
+/// asked for with PSYNC.
+fn accept_handshake(
+    listener: &std::net::TcpListener,
+    psync_reply: &str,
+) -> (TcpStream, BufReader<TcpStream>, Vec<String>) {
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert_eq!(read_command(&mut reader), ["PING"]);
+    writer.write_all(b"+PONG\r\n").unwrap();
+    let port = read_command(&mut reader);
+    assert_eq!(port[..2], ["REPLCONF", "listening-port"]);
+    let capa = read_command(&mut reader);
+    assert_eq!(capa, ["REPLCONF", "capa", "eof", "capa", "psync2"]);
+    writer.write_all(b"+OK\r\n+OK\r\n").unwrap();
+    let psync = read_command(&mut reader);
+    assert_eq!(psync[0], "PSYNC");
+    writer.write_all(psync_reply.as_bytes()).unwrap();
+    (writer, reader, psync)
+}
+
+#[test]
+fn scripted_master_sync_fallback_corrupt_snapshot_and_split_eof_mark() {
+    // A real snapshot to send.
+    let source = Server::start_redis(&[]);
+    let mut con = source.client();
+    let _: () = query(&mut con, &["SET", "k1", "v1"]);
+    let _: () = query(&mut con, &["HSET", "h", "f", "v"]);
+    let _: () = query(&mut con, &["SAVE"]);
+    let rdb = std::fs::read(source.dir.path().join("dump.rdb")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let replica = Server::start(&[]);
+    let mut to_replica = replica.client();
+    replicaof(&mut to_replica, port);
+
+    // 1. PSYNC refused: the replica falls back to SYNC; the snapshot is corrupt.
+    let (mut writer, mut reader, psync) =
+        accept_handshake(&listener, "-ERR unknown command 'PSYNC'\r\n");
+    // A server turning into a replica offers its own history (PSYNC2), from offset 1.
+    assert_eq!((psync[1].len(), psync[2].as_str()), (40, "1"));
+    assert_eq!(read_command(&mut reader), ["SYNC"]);
+    let mut corrupt = rdb.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0x5a;
+    writer.write_all(b"\n\n").unwrap();
+    writer
+        .write_all(format!("${}\r\n", corrupt.len()).as_bytes())
+        .unwrap();
+    writer.write_all(&corrupt).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the corrupt snapshot to be refused",
+        || {
+            replica
+                .log()
+                .contains("Failed trying to load the MASTER synchronization DB from disk")
+        },
+    );
+
+    // 2. The replica reconnects on its own; a diskless snapshot arrives in pieces that split
+    // the EOF mark, then the stream.
+    let replid = "0123456789abcdef0123456789abcdef01234567";
+    let mark = "fedcba9876543210fedcba9876543210fedcba98";
+    let (mut writer, mut reader, _) =
+        accept_handshake(&listener, &format!("+FULLRESYNC {replid} 100\r\n"));
+    let mut payload = format!("$EOF:{mark}\r\n").into_bytes();
+    payload.extend_from_slice(&rdb);
+    payload.extend_from_slice(mark.as_bytes());
+    for piece in payload.chunks(payload.len() / 5 + 7) {
+        writer.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // After a diskless transfer the replica acknowledges at once.
+    assert_eq!(read_command(&mut reader), ["REPLCONF", "ACK", "100"]);
+    let stream = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n";
+    writer.write_all(stream).unwrap();
+    writer
+        .write_all(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n")
+        .unwrap();
+    let expected = (100 + stream.len()).to_string();
+    // The answer to GETACK counts everything before it (periodic ACKs may come first).
+    wait_until(Duration::from_secs(10), "the GETACK answer", || {
+        read_command(&mut reader) == ["REPLCONF", "ACK", expected.as_str()]
+    });
+    let text = info(&mut to_replica, "replication");
+    assert_eq!(field(&text, "master_replid").as_deref(), Some(replid));
+    let getack_len = 37;
+    assert_eq!(
+        field(&text, "slave_repl_offset"),
+        Some((100 + stream.len() + getack_len).to_string())
+    );
+    let values: Vec<Option<String>> = query(&mut to_replica, &["MGET", "k1", "k2"]);
+    assert_eq!(values, [Some("v1".into()), Some("v2".into())]);
+    let field_value: Option<String> = query(&mut to_replica, &["HGET", "h", "f"]);
+    assert_eq!(field_value.as_deref(), Some("v"));
+    drop(writer);
 }
