@@ -1421,6 +1421,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "auto-aof-rewrite-min-size",
     "rdb-key-save-delay",
     "key-load-delay",
+    "rdb-del-sync-files",
 ];
 
 /// Directives Redis 7.0 still accepts in a file (with exactly one value) although they are no
@@ -1553,6 +1554,9 @@ pub struct Config {
     pub rdbcompression: bool,
     /// CRC64 at the end of RDB files (`rdbchecksum`, yes).
     pub rdbchecksum: bool,
+    /// A replica without persistence deletes the RDB its master sent once loaded
+    /// (`rdb-del-sync-files`, no).
+    pub rdb_del_sync_files: bool,
     /// Refuse writes after a failed background save (`stop-writes-on-bgsave-error`, yes).
     pub stop_writes_on_bgsave_error: bool,
     /// Load an AOF whose last command is cut short, dropping the tail (`aof-load-truncated`, yes).
@@ -1628,6 +1632,7 @@ impl Default for Config {
             min_replicas_max_lag_secs: 10,
             rdbcompression: true,
             rdbchecksum: true,
+            rdb_del_sync_files: false,
             stop_writes_on_bgsave_error: true,
             aof_load_truncated: true,
             aof_use_rdb_preamble: true,
@@ -2131,6 +2136,7 @@ impl Config {
             "min-replicas-max-lag" => self.min_replicas_max_lag_secs = unsigned(number()),
             "rdbcompression" => self.rdbcompression = yes,
             "rdbchecksum" => self.rdbchecksum = yes,
+            "rdb-del-sync-files" => self.rdb_del_sync_files = yes,
             "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error = yes,
             "latency-tracking" => self.latency_tracking = yes,
             "aof-load-truncated" => self.aof_load_truncated = yes,
@@ -2382,6 +2388,7 @@ impl Config {
             "min-replicas-max-lag" => self.min_replicas_max_lag_secs.to_string(),
             "rdbcompression" => bool_text(self.rdbcompression),
             "rdbchecksum" => bool_text(self.rdbchecksum),
+            "rdb-del-sync-files" => bool_text(self.rdb_del_sync_files),
             "stop-writes-on-bgsave-error" => bool_text(self.stop_writes_on_bgsave_error),
             "latency-tracking" => bool_text(self.latency_tracking),
             "aof-load-truncated" => bool_text(self.aof_load_truncated),

@@ -247,6 +247,37 @@ fn follow_master(master_args: &[&str]) {
         log.contains("MASTER <-> REPLICA sync: Finished with success"),
         "{log}"
     );
+    // The received file became the replica's dump, and no temp file is left.
+    assert_eq!(dir_files(&replica, "temp-"), Vec::<String>::new());
+    assert_eq!(dir_files(&replica, "dump.rdb"), ["dump.rdb"]);
+}
+
+/// Names in the server's directory starting with `prefix`.
+fn dir_files(server: &Server, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.dir.path())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn rdb_del_sync_files_leaves_no_copy_on_a_replica_without_persistence() {
+    let master = Server::start_redis(&["--repl-diskless-sync", "no"]);
+    apply(&master, &commands());
+    let replica = Server::start(&["--rdb-del-sync-files", "yes"]);
+    let mut to_master = master.client();
+    let mut to_replica = replica.client();
+    replicaof(&mut to_replica, master.port);
+    wait_in_sync(&mut to_master, &mut to_replica);
+    assert_eq!(dir_files(&replica, "dump.rdb"), Vec::<String>::new());
+    assert_eq!(dir_files(&replica, "temp-"), Vec::<String>::new());
+    assert!(replica.log().contains(
+        "Removing the RDB file obtained from the master. This replica has persistence disabled"
+    ));
 }
 
 #[test]

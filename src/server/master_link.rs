@@ -1060,6 +1060,14 @@ impl Core {
                 crate::config::os_error_text(&error)
             );
         }
+        // Redis' `rdb-del-sync-files`: a replica without persistence keeps no copy.
+        if config.rdb_del_sync_files && config.save.is_empty() && !config.appendonly {
+            log!(
+                Notice,
+                "Removing the RDB file obtained from the master. This replica has persistence disabled"
+            );
+            let _ = std::fs::remove_file(&target);
+        }
         if old.iter().any(|db| !db.is_empty()) {
             log!(
                 Notice,
