@@ -818,9 +818,12 @@ pub fn finish_full_sync(
     replication.master_repl_offset = offset as u64;
     replication.replid2 = NO_REPLID.to_string();
     replication.second_replid_offset = -1;
-    // A new history: the old backlog's bytes belong to another one. The file lock of the old
-    // ring must be released before the new one is created at the same path.
-    replication.backlog = None;
+    // A new history: the old backlog's bytes belong to another one. Its file is unlinked
+    // first: readers still holding the old ring keep their inode (and its lock) until they
+    // let go, and the new ring is a new file at the same path.
+    if replication.backlog.take().is_some() {
+        let _ = std::fs::remove_file(super::state::BACKLOG_FILE);
+    }
     if let Err(error) = replication.create_backlog(backlog_size) {
         log!(Warning, "Could not create the replication backlog: {error}");
     }
@@ -911,6 +914,14 @@ pub fn restore_at_start(store: &mut Store, info: &SaveInfo) {
 // ---------------------------------------------------------------------------------------
 // CLIENT-FACING: refusals, INFO, ROLE, REPLICAOF
 // ---------------------------------------------------------------------------------------
+
+/// The refusal of `SYNC`/`PSYNC` from a sub-replica while this replica has no live link:
+/// its data is not yet (or no longer) its master's, so it has nothing consistent to offer.
+pub fn sync_refusal(store: &Store) -> Option<&'static str> {
+    let side = &store.replication.replica_side;
+    (side.is_replica() && side.state != LinkState::Connected)
+        .then_some("NOMASTERLINK Can't SYNC while not connected with my master")
+}
 
 /// Redis' read-only and stale-data refusals for a command with `command_flags` from a client
 /// that is not our master.
@@ -1467,6 +1478,15 @@ mod tests {
         let mut master = Store::new(4);
         restore_at_start(&mut master, &complete);
         assert_ne!(master.replication.replid, ID_A);
+    }
+
+    #[test]
+    fn sub_replicas_wait_until_the_link_is_up() {
+        let mut store = replica_store();
+        assert!(sync_refusal(&store).unwrap().starts_with("NOMASTERLINK"));
+        store.replication.replica_side.state = LinkState::Connected;
+        assert_eq!(sync_refusal(&store), None);
+        assert_eq!(sync_refusal(&Store::new(1)), None);
     }
 
     #[test]
