@@ -380,6 +380,37 @@ mod tests {
     }
 
     #[test]
+    fn expiry_modes_delete_hide_or_keep_an_expired_key() {
+        let expired_db = |mode| {
+            let mut db = Db {
+                expiry_mode: mode,
+                ..Db::default()
+            };
+            db.set(b"k", s("v"));
+            db.set_expire_at(b"k", 10);
+            db
+        };
+        // A master deletes it and records the deletion for propagation.
+        let mut db = expired_db(ExpiryMode::Delete);
+        assert!(db.lookup(b"k", 20).is_none());
+        assert_eq!((db.len(), db.expired.len()), (0, 1));
+        // A replica's clients do not see it, but it stays for the master's DEL.
+        let mut db = expired_db(ExpiryMode::Hide);
+        assert!(db.lookup(b"k", 20).is_none());
+        assert!(db.lookup_mut(b"k", 20).is_none());
+        assert_eq!((db.len(), db.expired.len()), (1, 0));
+        // The master's own commands still find it.
+        db.expiry_mode = ExpiryMode::Keep;
+        assert!(db.lookup(b"k", 20).is_some());
+        assert!(!db.expire_if_needed(b"k", 20, true));
+        // A write by a client of a writable replica starts from a fresh value.
+        db.expiry_mode = ExpiryMode::Hide;
+        let value = db.entry_or_insert_with(b"k", 20, || s("fresh"));
+        assert!(matches!(value, Value::Str(v) if v.as_bytes() == b"fresh"));
+        assert_eq!(db.expire_at(b"k"), None);
+    }
+
+    #[test]
     fn set_clears_ttl_and_keep_ttl_does_not() {
         let mut db = Db::default();
         db.set(b"k", s("v"));
