@@ -892,5 +892,40 @@ fn scripted_master_sync_fallback_corrupt_snapshot_and_split_eof_mark() {
     assert_eq!(values, [Some("v1".into()), Some("v2".into())]);
     let field_value: Option<String> = query(&mut to_replica, &["HGET", "h", "f"]);
     assert_eq!(field_value.as_deref(), Some("v"));
+
+    // 3. The link breaks inside a MULTI: what was queued is not counted, so the replica asks
+    // to continue from the MULTI and applies the transaction once.
+    let mut offset = 100 + stream.len() + getack_len;
+    let set_a = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+    let multi = b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\nm\r\n";
+    writer.write_all(set_a).unwrap();
+    writer.write_all(multi).unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "INCR to be queued in the MULTI",
+        || {
+            let clients: String = query(&mut to_replica, &["CLIENT", "LIST", "TYPE", "master"]);
+            clients.contains(" flags=Mx ") && clients.contains(" multi=1 ")
+        },
+    );
+    let value: Option<String> = query(&mut to_replica, &["GET", "a"]);
+    assert_eq!(value.as_deref(), Some("1"));
+    offset += set_a.len();
     drop(writer);
+    drop(reader);
+    let (mut writer, _reader, psync) = accept_handshake(&listener, "+CONTINUE\r\n");
+    assert_eq!(psync, ["PSYNC", replid, &(offset + 1).to_string()]);
+    let exec = b"*1\r\n$4\r\nEXEC\r\n";
+    writer.write_all(multi).unwrap();
+    writer.write_all(exec).unwrap();
+    offset += multi.len() + exec.len();
+    // 4. A protocol error from the master: the link is dropped and resumed after the last
+    // whole command.
+    writer.write_all(b"*x\r\n").unwrap();
+    let (_writer, _reader, psync) = accept_handshake(&listener, "+CONTINUE\r\n");
+    assert_eq!(psync, ["PSYNC", replid, &(offset + 1).to_string()]);
+    let counter: Option<String> = query(&mut to_replica, &["GET", "m"]);
+    assert_eq!(counter.as_deref(), Some("1"));
+    let log = replica.log();
+    assert!(log.contains("Protocol error"), "{log}");
 }
