@@ -9,9 +9,10 @@
 //!
 //! # What runs where
 //! - The replication tick (every cron turn of core 0, [`Core::replication_tick`]) drops a link
-//!   made for an older [`ReplicaSide::epoch`](crate::replication::replica::ReplicaSide), picks
-//!   up a finished load, connects when asked to, and once a second enforces `repl-timeout`,
-//!   sends `REPLCONF ACK <offset>` and (while loading) a `\n` keep-alive to the master.
+//!   made for an older epoch
+//!   ([`ReplicaSide::epoch`](crate::replication::replica::ReplicaSide::epoch)), picks up a
+//!   finished load, connects when asked to, and once a second enforces `repl-timeout`, sends
+//!   `REPLCONF ACK <offset>` and (while loading) a `\n` keep-alive to the master.
 //! - The snapshot goes from the socket into `temp-<time>.<pid>.rdb` in `dir` with plain
 //!   writes from this thread (the page cache absorbs them; writeback starts every 8 MB so the
 //!   final fsync is short), then a helper thread fsyncs it, maps it and decodes it into a
@@ -57,7 +58,8 @@ pub(super) struct ReplicaLink {
     next_cron_ms: u64,
 }
 
-/// One attempt to follow the master, made for one [`ReplicaSide::epoch`].
+/// One attempt to follow the master, made for one
+/// [`ReplicaSide::epoch`](crate::replication::replica::ReplicaSide::epoch).
 struct Link {
     epoch: u64,
     phase: Phase,
