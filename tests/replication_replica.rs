@@ -658,6 +658,7 @@ fn info_replication_and_role_look_like_a_redis_replica() {
             &["REPLICAOF", "127.0.0.1", "port"],
             &["REPLICAOF", "127.0.0.1"],
             &["SET", "x", "y"],
+            &["CONFIG", "GET", "replicaof"],
         ],
     );
     let compare =
