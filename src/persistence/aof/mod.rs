@@ -19,14 +19,14 @@
 //!   acknowledges are on disk, and one sync serves all clients of the turn (Redis' one
 //!   write and fsync per event loop turn). An error stops the process, because replies
 //!   would otherwise claim durability that is not there.
-//! - `everysec`: the write is submitted and not waited for (a buffered file write through
-//!   io_uring is done by a kernel worker here: waiting would cost tens of microseconds of
-//!   lock time per batch). One append is in flight at a time and at most one starts every
-//!   200 µs; batches in between are written together (group commit). The completion, or a
-//!   timer for the window, wakes event loop 0, which writes what was held back ([`pump`]),
-//!   so an acknowledged write reaches the kernel within about a window. At most once a
-//!   second an fdatasync starts in the background; while it runs, new data waits for up to
-//!   two seconds (Redis' postponed flush, counted in `aof_delayed_fsync` when given up).
+//! - `everysec`: batches are kept the same way and written, all together, before the next
+//!   reply leaves (group commit), with one `pwrite` waited for — a buffered io_uring file
+//!   write is handed to a kernel worker here and costs ~45 µs, the syscall under 1 µs (see
+//!   `Aof::write_for_replies`) — so a `kill -9` never loses an acknowledged write, as with
+//!   Redis. At most once a second an fdatasync starts in the background on the AOF's ring;
+//!   while it runs, new data waits for up to two seconds (Redis' postponed flush, counted in
+//!   `aof_delayed_fsync` when given up). Forced flushes (file switches, shutdown) still use
+//!   the ring's asynchronous appends, whose completions wake event loop 0 ([`pump`]).
 //! - `no`: like `everysec` without the fsyncs.
 //!
 //! A failed or short write keeps the data (what landed past the last complete write is cut
