@@ -122,7 +122,13 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        // Consumers (the AOF writer, the replication backlog) attach here.
+        if self.propagation.has_pending() {
+            let bytes = self.propagation.take();
+            // The replication backlog (when there is one) takes the batch first.
+            crate::replication::master::feed_stream(&mut self.replication, &bytes);
+            self.propagation.give_back(bytes);
+        }
+        crate::replication::master::end_of_batch(&mut self.replication);
     }
 
     /// Total keys over all databases.
