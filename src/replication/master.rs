@@ -603,7 +603,7 @@ pub fn snapshot_finished(shared: &Shared, store: &mut Store, pid: i32, ok: bool)
 /// The snapshot was sent: the replica goes online (or, `rdb-only`, is done). Returns its
 /// stream cursor, or `None` when the connection must close (rdb-only, or the backlog no longer
 /// holds its start: it needs another full sync).
-pub fn snapshot_sent(store: &mut Store, client_id: u64) -> Option<Reader> {
+pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Option<Reader> {
     let now = unix_time_ms() / 1000;
     let replication = &mut store.replication;
     let replica = replication.master_side.find_mut(client_id)?;
@@ -644,6 +644,7 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64) -> Option<Reader> {
     );
     let side = &mut replication.master_side;
     side.recompute_online_cores();
+    side.refresh_good_replicas(max_lag_secs, now);
     Some(reader)
 }
 

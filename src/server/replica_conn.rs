@@ -187,9 +187,15 @@ impl Core {
         let Some(replica) = conn.replica.as_mut() else {
             return;
         };
+        if conn.closing {
+            return;
+        }
         // Ordinary output (the first line, keep-alives, `$<len>`) goes first, and nothing is
-        // started twice.
-        if conn.closing || replica.busy() || conn.send_in_flight || !conn.out.is_empty() {
+        // started twice. A stream waiting for POLLOUT is still held to its limits meanwhile.
+        if replica.busy() || conn.send_in_flight || !conn.out.is_empty() {
+            if matches!(replica.phase, Phase::Online(_)) {
+                self.replica_check_limits(slot);
+            }
             return;
         }
         let fd = conn.fd;
@@ -259,7 +265,7 @@ impl Core {
         let client_id = replica.client_id;
         let reader = {
             let mut store = self.shared.lock_store();
-            master::snapshot_sent(&mut store, client_id)
+            master::snapshot_sent(&mut store, client_id, self.config.min_replicas_max_lag_secs)
         };
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
@@ -278,7 +284,6 @@ impl Core {
 
     /// Sends the stream owed to an online replica from the backlog mapping.
     fn replica_stream(&mut self, slot: u32) {
-        let limit = self.config.client_output_buffer_limit.replica;
         let stats = &self.shared.stats;
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
@@ -343,27 +348,18 @@ impl Core {
                 }
             }
         }
-        if !close {
-            let now = unix_time_ms();
-            if master::limits::exceeded(
-                reader.pending(),
-                &limit,
-                &mut replica.soft_limit_since,
-                now,
-            ) {
-                log!(
-                    Warning,
-                    "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                    conn.client.id,
-                    conn.client.info.addr
-                );
-                Stats::add(&stats.client_outbuf_limit_disconnections, 1);
-                close = true;
-            }
-        }
         if close {
             return self.close(slot);
         }
+        if self.replica_check_limits(slot) {
+            return;
+        }
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
+        let Some(replica) = conn.replica.as_mut() else {
+            return;
+        };
         if arm_poll {
             // SAFETY: the socket stays open while the poll is in flight (`busy()`).
             unsafe {
@@ -379,6 +375,47 @@ impl Core {
             // Others get a turn; come back on the next loop turn.
             self.shared.cores[self.id].notify_replication();
         }
+    }
+
+    /// Closes an online replica whose cursor the backlog overran, or that is owed more than
+    /// the `replica` output-buffer limit allows. True if it was closed.
+    fn replica_check_limits(&mut self, slot: u32) -> bool {
+        let limit = self.config.client_output_buffer_limit.replica;
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+            return false;
+        };
+        let Some(replica) = conn.replica.as_mut() else {
+            return false;
+        };
+        let Phase::Online(reader) = &replica.phase else {
+            return false;
+        };
+        if reader.is_overrun() {
+            log!(
+                Warning,
+                "Disconnecting replica id={} addr={}: the replication backlog overran its cursor at offset {}; it needs a full resync",
+                conn.client.id,
+                conn.client.info.addr,
+                reader.offset()
+            );
+        } else if master::limits::exceeded(
+            reader.pending(),
+            &limit,
+            &mut replica.soft_limit_since,
+            unix_time_ms(),
+        ) {
+            log!(
+                Warning,
+                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                conn.client.id,
+                conn.client.info.addr
+            );
+            Stats::add(&self.shared.stats.client_outbuf_limit_disconnections, 1);
+        } else {
+            return false;
+        }
+        self.close(slot);
+        true
     }
 
     /// Completion of a splice or poll of a replica transfer.
