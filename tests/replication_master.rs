@@ -528,3 +528,116 @@ fn the_replica_output_limit_drops_a_replica_that_lags_too_far() {
     wait_caught_up(&master, &replica);
     assert_eq!(workload::digest(&master), workload::digest(&replica));
 }
+
+#[test]
+fn without_replicas_there_is_no_stream_and_pings_start_with_one() {
+    let master = Server::start(&["--repl-ping-replica-period", "1"]);
+    let mut con = master.client();
+    for i in 0..50 {
+        let _: () = query(&mut con, &["SET", &format!("k{i}"), "v"]);
+    }
+    // No consumer: nothing is encoded, the offset stays where Redis keeps it.
+    assert_eq!(field(&master, "replication", "master_repl_offset"), "0");
+    assert_eq!(field(&master, "replication", "repl_backlog_active"), "0");
+    let replica = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    wait_caught_up(&master, &replica);
+    // Idle, the master only PINGs (14 bytes each) through the stream, once a second.
+    let before = field_u64(&master, "replication", "master_repl_offset");
+    std::thread::sleep(Duration::from_millis(3500));
+    let after = field_u64(&master, "replication", "master_repl_offset");
+    let grown = after - before;
+    assert!(
+        grown.is_multiple_of(14) && (28..=70).contains(&grown),
+        "grew by {grown}"
+    );
+    wait_caught_up(&master, &replica);
+}
+
+#[test]
+fn a_silent_replica_is_dropped_after_repl_timeout() {
+    let master = Server::start(&["--repl-timeout", "2"]);
+    let replica = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    replica.signal(libc::SIGSTOP);
+    wait_for(
+        "the timed-out replica to be dropped",
+        Duration::from_secs(10),
+        || field(&master, "replication", "connected_slaves") == "0",
+    );
+    replica.signal(libc::SIGCONT);
+    assert!(master
+        .log()
+        .contains("Disconnecting timedout replica (streaming sync): 127.0.0.1:"));
+    wait_online(&master, 1);
+}
+
+#[test]
+fn the_backlog_is_freed_after_its_ttl_without_replicas() {
+    let master = Server::start(&["--repl-backlog-ttl", "1"]);
+    let replica = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    let replid = field(&master, "replication", "master_replid");
+    drop(replica);
+    wait_for("the backlog to be freed", Duration::from_secs(10), || {
+        field(&master, "replication", "repl_backlog_active") == "0"
+    });
+    // The history ended: a new replication ID, nothing in replid2.
+    assert_ne!(field(&master, "replication", "master_replid"), replid);
+    assert_eq!(
+        field(&master, "replication", "master_replid2"),
+        "0000000000000000000000000000000000000000"
+    );
+    assert!(!master.dir.path().join("ringkv-backlog.ring").exists());
+    // A new replica gets a new backlog and a full sync.
+    let _again = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    assert_eq!(field(&master, "replication", "repl_backlog_active"), "1");
+    assert_eq!(field(&master, "stats", "sync_full"), "2");
+}
+
+#[test]
+fn client_unblock_releases_a_wait() {
+    let master = Server::start(&[]);
+    let _replica = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    let mut waiter = master.client();
+    let id: i64 = query(&mut waiter, &["CLIENT", "ID"]);
+    let handle = std::thread::spawn(move || {
+        let count: i64 = query(&mut waiter, &["WAIT", "3", "0"]);
+        count
+    });
+    let mut con = master.client();
+    wait_for("the WAIT to block", Duration::from_secs(5), || {
+        field(&master, "clients", "blocked_clients") == "1"
+    });
+    let unblocked: i64 = query(&mut con, &["CLIENT", "UNBLOCK", &id.to_string()]);
+    assert_eq!(unblocked, 1);
+    assert_eq!(handle.join().unwrap(), 1);
+    assert_eq!(field(&master, "clients", "blocked_clients"), "0");
+}
+
+#[test]
+fn a_large_snapshot_streams_to_a_replica_under_writes() {
+    let master = Server::start(&["--rdbcompression", "no"]);
+    let mut con = master.client();
+    // About 60 MB of RDB: many pipe-sized splices, with the socket filling up.
+    let _: () = query(&mut con, &["DEBUG", "POPULATE", "120000", "key", "500"]);
+    let replica = start_replica_of(&master, &[]);
+    // Writes while the snapshot is made and sent follow it through the backlog.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    while replicas_of(&master)
+        .first()
+        .is_none_or(|r| r["state"] != "online")
+    {
+        assert!(Instant::now() < deadline, "the replica never came online");
+        let _: () = query(&mut con, &["INCR", "during"]);
+        let _: () = query(&mut con, &["SET", &format!("during:{i}"), "x"]);
+        i += 1;
+    }
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    let sent = field_u64(&master, "stats", "total_net_repl_output_bytes");
+    assert!(sent > 50_000_000, "sent {sent} bytes");
+}

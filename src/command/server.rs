@@ -662,7 +662,12 @@ fn info_clients(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "maxclients", "{}", config.maxclients);
     field!(out, "client_recent_max_input_buffer", "{input_max}");
     field!(out, "client_recent_max_output_buffer", "{output_max}");
-    field!(out, "blocked_clients", "{}", ctx.store.blocking.len());
+    field!(
+        out,
+        "blocked_clients",
+        "{}",
+        ctx.store.blocking.len() + ctx.store.replication.master_side.waiting.len()
+    );
     field!(out, "tracking_clients", "0");
     field!(out, "clients_in_timeout_table", "0");
 }

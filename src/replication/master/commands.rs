@@ -167,6 +167,19 @@ pub fn wait_timed_out(store: &mut crate::storage::Store, client_id: u64) -> Opti
     Some(side.count_acks(waiter.offset) as i64)
 }
 
+/// CLIENT UNBLOCK on a client blocked in WAIT: removes it and returns where to send its
+/// reply (core, connection, protocol) and the count it gets, as if it had timed out.
+pub fn unblock_wait(
+    store: &mut crate::storage::Store,
+    client_id: u64,
+) -> Option<(usize, u64, crate::protocol::Resp, i64)> {
+    let side = &mut store.replication.master_side;
+    let index = side.waiting.iter().position(|w| w.client_id == client_id)?;
+    let waiter = side.waiting.remove(index);
+    let acked = side.count_acks(waiter.offset) as i64;
+    Some((waiter.core, waiter.conn, waiter.resp, acked))
+}
+
 /// WAIT numreplicas timeout: blocks until `numreplicas` replicas acknowledged every write
 /// made so far (this client's included), or the timeout (ms, 0 = forever) passes; replies
 /// the number that did. Asks the replicas for an ACK once per batch of WAITs.
