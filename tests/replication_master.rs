@@ -394,6 +394,20 @@ fn min_replicas_to_write_refuses_writes_without_enough_replicas() {
     let mut replica_con = replica.client();
     let value: String = query(&mut replica_con, &["GET", "k"]);
     assert_eq!(value, "v");
+    // Writes queued while the replica was there are refused at EXEC once it is gone.
+    let _: () = query(&mut con, &["MULTI"]);
+    let queued: String = query(&mut con, &["SET", "k", "w"]);
+    assert_eq!(queued, "QUEUED");
+    drop(replica_con);
+    drop(replica);
+    wait_for("the replica to go", Duration::from_secs(10), || {
+        field(&master, "replication", "connected_slaves") == "0"
+    });
+    let exec = support::run(&mut con, &["EXEC"]).unwrap_err();
+    assert_eq!(exec.kind(), redis::ErrorKind::ExecAbortError, "{exec}");
+    assert!(exec.to_string().contains("NOREPLICAS"), "{exec}");
+    let value: String = query(&mut con, &["GET", "k"]);
+    assert_eq!(value, "v");
 }
 
 #[test]

@@ -371,6 +371,23 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Err(CmdError::new(crate::replication::master::NOREPLICAS));
         }
     }
+    // An EXEC whose queue writes is refused as a whole when the good replicas went away
+    // after the writes were queued (Redis discards the transaction).
+    if spec.name == "exec"
+        && crate::replication::master::writes_refused(ctx.config, ctx.store)
+        && ctx.client.multi.as_ref().is_some_and(|multi| {
+            multi
+                .commands
+                .iter()
+                .any(|command| lookup(&command[0]).is_some_and(|s| s.has(flags::WRITE)))
+        })
+    {
+        transactions::discard_state(ctx);
+        return Err(CmdError::new(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            crate::replication::master::NOREPLICAS
+        )));
+    }
     if let Some(multi) = ctx
         .client
         .multi

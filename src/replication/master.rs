@@ -345,6 +345,7 @@ fn append(replication: &mut ReplicationState, bytes: &[u8]) {
 
 /// End-of-batch work that must not reach the AOF: `REPLCONF GETACK *` for this batch's
 /// WAITs. Called from `Store::end_batch` after the propagated bytes.
+#[inline]
 pub fn end_of_batch(replication: &mut ReplicationState) {
     if replication.master_side.getack_requested {
         replication.master_side.getack_requested = false;
