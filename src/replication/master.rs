@@ -382,6 +382,16 @@ fn after_batch_slow(side: &mut MasterSide, cores: &[CoreHandle]) {
     }
 }
 
+/// Closes every replica at the end of the batch (Redis' `disconnectSlaves`): a server that
+/// becomes a replica, or whose replication ID changes on promotion, makes its replicas
+/// reconnect so they learn the new history (with a partial resync when it allows).
+pub fn disconnect_replicas(store: &mut Store) {
+    let side = &mut store.replication.master_side;
+    for replica in &side.replicas {
+        side.kill_pending.push((replica.core, replica.conn));
+    }
+}
+
 /// Turns propagation on (a backlog exists now) and makes the next command carry a SELECT.
 fn enable_propagation(store: &mut Store) {
     store.propagation.enabled = true;
