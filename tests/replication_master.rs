@@ -655,3 +655,27 @@ fn a_large_snapshot_streams_to_a_replica_under_writes() {
     let sent = field_u64(&master, "stats", "total_net_repl_output_bytes");
     assert!(sent > 50_000_000, "sent {sent} bytes");
 }
+
+#[test]
+fn the_aof_and_replicas_both_get_the_stream() {
+    let master = Server::start(&["--appendonly", "yes", "--repl-backlog-ttl", "1"]);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["SET", "before", "1"]);
+    // The AOF alone does not move the replication offset (Redis counts it for replicas).
+    assert_eq!(field(&master, "replication", "master_repl_offset"), "0");
+    let replica = start_replica_of(&master, &[]);
+    wait_online(&master, 1);
+    workload::apply(&master, &workload::commands());
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    // Without replicas the backlog goes after its TTL; the AOF keeps receiving writes.
+    drop(replica);
+    wait_for("the backlog to be freed", Duration::from_secs(10), || {
+        field(&master, "replication", "repl_backlog_active") == "0"
+    });
+    let _: () = query(&mut con, &["SET", "after", "2"]);
+    let digest = workload::digest(&master);
+    drop(con);
+    let restarted = master.restart(&["--appendonly", "yes"]);
+    assert_eq!(workload::digest(&restarted), digest);
+}

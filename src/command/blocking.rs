@@ -32,6 +32,11 @@ pub fn serve_ready_keys(ctx: &mut Ctx<'_>) {
                     break;
                 }
                 ctx.store.blocking.remove(waiter.client_id);
+                // The reply leaves from another core, maybe before this batch ends: what it
+                // reports must reach the AOF first.
+                if ctx.store.aof.is_on() {
+                    ctx.store.end_batch();
+                }
                 ctx.shared.cores[waiter.core].send(CoreMessage::Unblocked {
                     conn: waiter.conn,
                     bytes: reply.buf,

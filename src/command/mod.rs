@@ -238,7 +238,7 @@ impl Ctx<'_> {
 }
 
 /// Every command family's table, in the order COMMAND lists them.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         strings::COMMANDS,
         keys::COMMANDS,
@@ -251,6 +251,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         pubsub::COMMANDS,
         transactions::COMMANDS,
         blocking::COMMANDS,
+        crate::persistence::aof::COMMANDS,
         crate::replication::master::commands::COMMANDS,
     ]
 }
@@ -357,11 +358,14 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ));
     }
     if spec.has(flags::WRITE) || spec.name == "ping" {
-        if let Some(refusal) = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store) {
+        let refusal = crate::persistence::snapshot::write_refusal(ctx.config, ctx.store)
+            .map(Cow::Borrowed)
+            .or_else(|| crate::persistence::aof::write_refusal(ctx.store).map(Cow::Owned));
+        if let Some(refusal) = refusal {
             if let Some(multi) = ctx.client.multi.as_mut() {
                 multi.aborted = true;
             }
-            return Err(CmdError::new(refusal));
+            return Err(CmdError(refusal));
         }
         if crate::replication::master::writes_refused(ctx.config, ctx.store) && spec.name != "ping"
         {

@@ -847,18 +847,11 @@ fn info_persistence(ctx: &Ctx<'_>, out: &mut String) {
         "{}",
         state.last_load_keys_loaded
     );
-    field!(out, "aof_enabled", "0");
-    field!(out, "aof_rewrite_in_progress", "0");
-    field!(out, "aof_rewrite_scheduled", "0");
-    field!(out, "aof_last_rewrite_time_sec", "-1");
-    field!(out, "aof_current_rewrite_time_sec", "-1");
-    field!(out, "aof_last_bgrewrite_status", "ok");
-    field!(out, "aof_rewrites", "0");
-    field!(out, "aof_rewrites_consecutive_failures", "0");
-    field!(out, "aof_last_write_status", "ok");
-    field!(out, "aof_last_cow_size", "0");
+    let (aof_lines, aof_on_lines) = crate::persistence::aof::info_lines(ctx.store, ctx.now_ms);
+    out.push_str(&aof_lines);
     field!(out, "module_fork_in_progress", "0");
     field!(out, "module_fork_last_cow_size", "0");
+    out.push_str(&aof_on_lines);
 }
 
 fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
@@ -1155,6 +1148,7 @@ fn config_set(ctx: &mut Ctx<'_>, rest: &[&[u8]]) -> CmdResult {
     // The rest of the knobs are read where they are used (accept, cron, parser, limits);
     // the log level lives in the logger.
     crate::log::set_level(ctx.shared.config().loglevel);
+    crate::persistence::aof::config_changed(ctx)?;
     ctx.reply.ok();
     Ok(())
 }

@@ -278,6 +278,9 @@ pub fn write_refusal(config: &Config, store: &Store) -> Option<&'static str> {
 pub fn load_at_start(shared: &Shared) -> Result<(), String> {
     let config = shared.config();
     let mut store = shared.lock_store();
+    if crate::persistence::aof::load_at_start(shared, &mut store)? {
+        return Ok(());
+    }
     load_rdb_at_start(&config, &mut store)
 }
 
@@ -382,6 +385,7 @@ pub fn save_for_shutdown(
             }
         }
     }
+    crate::persistence::aof::flush_at_shutdown(store);
     let config = shared.config();
     if !nosave && (save_requested || !config.save.is_empty()) {
         log!(Notice, "Saving the final RDB snapshot before exiting.");

@@ -828,8 +828,8 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
 }
 
 /// Whether the stream still has a consumer once the backlog is gone (the AOF).
-fn propagation_needed_without_backlog(_store: &Store) -> bool {
-    false
+fn propagation_needed_without_backlog(store: &Store) -> bool {
+    store.aof.is_on()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -208,6 +208,9 @@ impl Core {
             self.shared.safe_point.park_if_requested();
             self.refresh_config();
             self.drain_inbox();
+            if self.id == 0 && crate::persistence::aof::held_back() {
+                crate::persistence::aof::pump(&mut self.shared.lock_store());
+            }
             for slot in std::mem::take(&mut self.resume) {
                 self.process_input(slot);
                 self.arm_recv(slot);
@@ -678,6 +681,10 @@ impl Core {
     }
 
     fn start_send(&mut self, slot: u32) {
+        // `appendfsync always`: no reply leaves before the writes it acknowledges are synced.
+        if crate::persistence::aof::replies_wait_for_sync() {
+            crate::persistence::aof::sync_for_replies(&mut self.shared.lock_store());
+        }
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
@@ -971,6 +978,7 @@ impl Core {
         if self.id == 0 {
             let mut store = self.shared.lock_store();
             crate::persistence::snapshot::cron(&self.shared, &mut store);
+            crate::persistence::aof::cron(&self.shared, &mut store, now);
             crate::replication::master::cron(&self.shared, &mut store, now);
         }
         self.replicas_cron(now);

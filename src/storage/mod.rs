@@ -59,6 +59,8 @@ pub struct Store {
     pub propagation: crate::replication::Propagation,
     /// Snapshot bookkeeping (running child, last save, save counters).
     pub persistence: crate::persistence::snapshot::State,
+    /// The append-only file: fed from the stream at the end of every batch.
+    pub aof: crate::persistence::aof::Aof,
     /// Replication identity, backlog, replicas and master link.
     pub replication: crate::replication::ReplicationState,
 }
@@ -73,6 +75,7 @@ impl Store {
             replica_mode: false,
             propagation: crate::replication::Propagation::default(),
             persistence: crate::persistence::snapshot::State::default(),
+            aof: crate::persistence::aof::Aof::default(),
             replication: crate::replication::ReplicationState::default(),
         }
     }
@@ -122,11 +125,13 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        if self.propagation.has_pending() {
+        if self.propagation.has_pending() || self.aof.has_buffered() {
             let bytes = self.propagation.take();
-            // The replication backlog (when there is one) takes the batch first.
+            // Replication first (backlog and offset, only while a backlog exists, as Redis
+            // counts `master_repl_offset`), then the AOF, which keeps the buffer.
             crate::replication::master::feed_stream(&mut self.replication, &bytes);
-            self.propagation.give_back(bytes);
+            let spare = self.aof.feed(bytes);
+            self.propagation.give_back(spare);
         }
         crate::replication::master::end_of_batch(&mut self.replication);
     }
