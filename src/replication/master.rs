@@ -33,6 +33,16 @@
 //! replica costs neither a longer-lived fork nor copy-on-write memory). The diskless knobs are
 //! accepted and shown by `CONFIG GET` but do not change this; `$EOF:` framing is not produced.
 //!
+//! # The backlog is the replicas' output buffer
+//! A replica is owed the stretch of backlog between its cursor and the end of the stream;
+//! `client-output-buffer-limit replica` applies to that lag. A replica lagging by more than
+//! the ring holds is overrun and must resync in full, so `repl-backlog-size` (default 1mb, as
+//! in Redis; the ring is a file mapping, so gigabytes are fine) must cover what is written
+//! while a replica is slow or while a full resync is made and sent; otherwise a loaded master
+//! sends replicas into a resync loop sooner than Redis would with its 256mb replica buffers.
+//! A new `repl-backlog-size` takes effect when the backlog is next created (after
+//! `repl-backlog-ttl` without replicas); INFO's `repl_backlog_size` shows the ring's size.
+//!
 //! # Stream bookkeeping
 //! [`feed_stream`] runs in `Store::end_batch`: the batch's bytes go into the backlog when there
 //! is one (advancing `master_repl_offset`), and the cores owning online replicas are woken once

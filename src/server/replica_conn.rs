@@ -390,6 +390,11 @@ impl Core {
         let Phase::Online(reader) = &replica.phase else {
             return false;
         };
+        // CLIENT LIST `omem` of a replica: the stream it is owed.
+        conn.client.info.output_memory.store(
+            reader.pending() as usize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if reader.is_overrun() {
             log!(
                 Warning,
