@@ -305,6 +305,13 @@ impl MasterSide {
         }
     }
 
+    /// Closes every replica at the end of the batch (see [`disconnect_replicas`]).
+    pub fn disconnect_all(&mut self) {
+        for replica in &self.replicas {
+            self.kill_pending.push((replica.core, replica.conn));
+        }
+    }
+
     /// Asks for `REPLCONF GETACK *` to be sent at the end of this batch.
     pub fn request_acks(&mut self) {
         self.getack_requested = true;
@@ -396,10 +403,7 @@ fn after_batch_slow(side: &mut MasterSide, cores: &[CoreHandle]) {
 /// becomes a replica, or whose replication ID changes on promotion, makes its replicas
 /// reconnect so they learn the new history (with a partial resync when it allows).
 pub fn disconnect_replicas(store: &mut Store) {
-    let side = &mut store.replication.master_side;
-    for replica in &side.replicas {
-        side.kill_pending.push((replica.core, replica.conn));
-    }
+    store.replication.master_side.disconnect_all();
 }
 
 /// Turns propagation on (a backlog exists now) and makes the next command carry a SELECT.
