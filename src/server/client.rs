@@ -46,6 +46,8 @@ pub struct ClientState {
     pub blocked: Option<u64>,
     /// Replies are suppressed (CLIENT REPLY OFF/SKIP).
     pub reply_mode: ReplyMode,
+    /// What the client announced with REPLCONF, and whether it became a replica.
+    pub replica: Option<Box<crate::replication::master::ReplicaHello>>,
     pub info: Arc<ClientInfo>,
 }
 
@@ -79,6 +81,7 @@ impl ClientState {
             close_after_reply: false,
             blocked: None,
             reply_mode: ReplyMode::On,
+            replica: None,
             info,
         }
     }

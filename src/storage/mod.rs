@@ -125,14 +125,15 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        if !self.propagation.has_pending() && !self.aof.has_buffered() {
-            return;
+        if self.propagation.has_pending() || self.aof.has_buffered() {
+            let bytes = self.propagation.take();
+            // Replication first (backlog and offset, only while a backlog exists, as Redis
+            // counts `master_repl_offset`), then the AOF, which keeps the buffer.
+            crate::replication::master::feed_stream(&mut self.replication, &bytes);
+            let spare = self.aof.feed(bytes);
+            self.propagation.give_back(spare);
         }
-        let bytes = self.propagation.take();
-        // Replication first (offset, backlog), then the AOF, which keeps the buffer.
-        self.replication.feed(&bytes);
-        let spare = self.aof.feed(bytes);
-        self.propagation.give_back(spare);
+        crate::replication::master::end_of_batch(&mut self.replication);
     }
 
     /// Total keys over all databases.
