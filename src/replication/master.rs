@@ -424,7 +424,16 @@ fn create_backlog(shared: &Shared, store: &mut Store) -> Result<(), String> {
         replication.replid2 = NO_REPLID.to_string();
         replication.second_replid_offset = -1;
     }
-    let capacity = shared.config().repl_backlog_size.max(16 * 1024);
+    // The ring is also every replica's output buffer (a replica is a cursor into it, nothing
+    // is copied per replica), so it is at least the replica hard output limit
+    // (`client-output-buffer-limit replica`, 256mb by default): a lagging replica is then
+    // dropped where Redis would drop it, not at the much smaller `repl-backlog-size`. The
+    // ring is a file mapping: its pages are page cache, written back and reclaimable.
+    let config = shared.config();
+    let capacity = config
+        .repl_backlog_size
+        .max(config.client_output_buffer_limit.replica.hard_bytes)
+        .max(16 * 1024);
     replication
         .create_backlog(capacity)
         .map_err(|e| format!("can't create the replication backlog: {e}"))?;
