@@ -15,10 +15,11 @@
 #   perf/persistence.sh                  # 1 GB and 4 GB (about 10 minutes, needs ~16 GB RAM)
 #   SIZES="0.25" perf/persistence.sh     # quick look
 #   AOF=no perf/persistence.sh           # skip the AOF part
+#   SIZES="" perf/persistence.sh         # only the AOF part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZES="${SIZES:-1 4}"
+SIZES="${SIZES-1 4}"
 VALUE_SIZE="${VALUE_SIZE:-100}"
 AOF="${AOF:-yes}"
 AOF_REQUESTS="${AOF_REQUESTS:-1000000}"

@@ -13,9 +13,17 @@
 //!    clients blocked on keys, memory accounting, `DEBUG DIGEST`. How cores reach it (one lock
 //!    taken per read batch) is explained, with the measurements behind it, in
 //!    [`server::shared`].
-//! 5. [`replication`]: the propagation hook every write goes through, encoded once in
-//!    execution order inside the keyspace's critical section.
-//! 6. [`pubsub`]: subscriptions shared by all cores; messages travel to the subscriber's core
+//! 5. [`replication`]: every write is encoded once, in execution order, inside the keyspace's
+//!    critical section ([`replication::propagate`]); when the critical section ends
+//!    ([`storage::Store::end_batch`]) the bytes go into the lock-free mmapped backlog
+//!    ([`replication::backlog`]), which every replica reads with its own cursor straight from
+//!    the mapping, and into the AOF. PSYNC decisions are a pure function
+//!    ([`replication::psync`]); full resyncs send a fork snapshot with io_uring splice.
+//! 6. [`persistence`]: RDB files in Redis' format (written v10, read v1–12), background saves
+//!    by `fork()` at a safe point where every other loop is parked or blocked on the keyspace
+//!    lock ([`persistence::fork`]), the multi-part AOF of Redis 7.0, crash-safe file
+//!    replacement.
+//! 7. [`pubsub`]: subscriptions shared by all cores; messages travel to the subscriber's core
 //!    through its inbox.
 //!
 //! Around them: [`config`] (every knob, with Redis' names and defaults) and [`log`] (Redis'

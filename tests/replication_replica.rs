@@ -934,3 +934,69 @@ fn scripted_master_sync_fallback_corrupt_snapshot_and_split_eof_mark() {
     let log = replica.log();
     assert!(log.contains("Protocol error"), "{log}");
 }
+
+/// ringkv all the way: a ringkv master, a ringkv replica, and a ringkv replica of that
+/// replica (chained: it receives the master's stream relayed unchanged, same offsets).
+#[test]
+fn ringkv_master_ringkv_replica_and_a_chained_replica_stay_identical() {
+    let master = Server::start(&[]);
+    apply(&master, &commands());
+    let replica = Server::start(&[]);
+    let chained = Server::start(&[]);
+    let mut to_master = master.client();
+    let mut to_replica = replica.client();
+    let mut to_chained = chained.client();
+    replicaof(&mut to_replica, master.port);
+    // Possibly attached while its own master still syncs: then `-NOMASTERLINK` until the
+    // link is up, and the chained replica retries.
+    replicaof(&mut to_chained, replica.port);
+    wait_in_sync(&mut to_master, &mut to_replica);
+    wait_in_sync(&mut to_replica, &mut to_chained);
+    for round in 0..3 {
+        mixed_writes(&mut to_master, round);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    wait_in_sync(&mut to_master, &mut to_replica);
+    wait_in_sync(&mut to_replica, &mut to_chained);
+    let offsets: Vec<Option<String>> = [&mut to_master, &mut to_replica, &mut to_chained]
+        .into_iter()
+        .map(|con| field(&info(con, "replication"), "master_repl_offset"))
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] == w[1]), "{offsets:?}");
+    let digest: String = query(&mut to_master, &["DEBUG", "DIGEST"]);
+    let chained_digest: String = query(&mut to_chained, &["DEBUG", "DIGEST"]);
+    assert_eq!(digest, chained_digest);
+    let replicas = field(&info(&mut to_replica, "replication"), "connected_slaves");
+    assert_eq!(replicas.as_deref(), Some("1"));
+}
+
+/// PSYNC2 between ringkv servers: after the master dies, a promoted replica keeps the old
+/// history as replid2 and its former sibling continues with a partial resync.
+#[test]
+fn a_sibling_resyncs_partially_with_a_promoted_replica() {
+    let master = Server::start(&[]);
+    apply(&master, &commands());
+    let first = Server::start(&[]);
+    let second = Server::start(&[]);
+    let mut to_master = master.client();
+    let mut to_first = first.client();
+    let mut to_second = second.client();
+    replicaof(&mut to_first, master.port);
+    replicaof(&mut to_second, master.port);
+    wait_in_sync(&mut to_master, &mut to_first);
+    wait_in_sync(&mut to_master, &mut to_second);
+    mixed_writes(&mut to_master, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_in_sync(&mut to_master, &mut to_first);
+    wait_in_sync(&mut to_master, &mut to_second);
+    drop(to_master);
+    drop(master);
+    let _: String = query(&mut to_first, &["REPLICAOF", "NO", "ONE"]);
+    let _: () = query(&mut to_first, &["SET", "after-promotion", "1"]);
+    replicaof(&mut to_second, first.port);
+    wait_in_sync(&mut to_first, &mut to_second);
+    assert_eq!(stat(&mut to_first, "sync_partial_ok"), 1);
+    assert_eq!(stat(&mut to_first, "sync_full"), 0);
+    let value: Option<String> = query(&mut to_second, &["GET", "after-promotion"]);
+    assert_eq!(value.as_deref(), Some("1"));
+}

@@ -722,6 +722,23 @@ fn client_unblock(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         None
     };
     let Some(waiter) = waiter else {
+        let wait = (id > 0)
+            .then(|| crate::replication::master::commands::unblock_wait(ctx.store, id as u64))
+            .flatten();
+        if let Some((core, conn, resp, acked)) = wait {
+            let mut reply = Reply::new(resp);
+            if as_error {
+                reply.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+            } else {
+                reply.int(acked);
+            }
+            ctx.shared.cores[core].send(CoreMessage::Unblocked {
+                conn,
+                bytes: reply.buf,
+            });
+            ctx.reply.int(1);
+            return Ok(());
+        }
         ctx.reply.int(0);
         return Ok(());
     };

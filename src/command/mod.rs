@@ -54,6 +54,8 @@ pub mod flags {
     pub const PUBSUB_CONTEXT: u32 = 1 << 15;
     /// Keys are found by parsing the arguments (numkeys), not by first/last/step.
     pub const MOVABLEKEYS: u32 = 1 << 16;
+    /// Refused while a replica loads its snapshot asynchronously (PSYNC, SYNC).
+    pub const NO_ASYNC_LOADING: u32 = 1 << 17;
 
     /// Names in COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -69,6 +71,7 @@ pub mod flags {
         (SKIP_MONITOR, "skip_monitor"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MAY_REPLICATE, "may_replicate"),
@@ -235,7 +238,7 @@ impl Ctx<'_> {
 }
 
 /// Every command family's table, in the order COMMAND lists them.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         strings::COMMANDS,
         keys::COMMANDS,
@@ -249,6 +252,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         transactions::COMMANDS,
         blocking::COMMANDS,
         crate::persistence::aof::COMMANDS,
+        crate::replication::master::commands::COMMANDS,
     ]
 }
 
@@ -364,6 +368,30 @@ fn call_checked(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
             return Err(CmdError(refusal));
         }
+        if crate::replication::master::writes_refused(ctx.config, ctx.store) && spec.name != "ping"
+        {
+            if let Some(multi) = ctx.client.multi.as_mut() {
+                multi.aborted = true;
+            }
+            return Err(CmdError::new(crate::replication::master::NOREPLICAS));
+        }
+    }
+    // An EXEC whose queue writes is refused as a whole when the good replicas went away
+    // after the writes were queued (Redis discards the transaction).
+    if spec.name == "exec"
+        && crate::replication::master::writes_refused(ctx.config, ctx.store)
+        && ctx.client.multi.as_ref().is_some_and(|multi| {
+            multi
+                .commands
+                .iter()
+                .any(|command| lookup(&command[0]).is_some_and(|s| s.has(flags::WRITE)))
+        })
+    {
+        transactions::discard_state(ctx);
+        return Err(CmdError::new(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            crate::replication::master::NOREPLICAS
+        )));
     }
     if let Some(refusal) = crate::replication::replica::command_refusal(
         ctx.config,

@@ -682,7 +682,12 @@ fn info_clients(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "maxclients", "{}", config.maxclients);
     field!(out, "client_recent_max_input_buffer", "{input_max}");
     field!(out, "client_recent_max_output_buffer", "{output_max}");
-    field!(out, "blocked_clients", "{}", ctx.store.blocking.len());
+    field!(
+        out,
+        "blocked_clients",
+        "{}",
+        ctx.store.blocking.len() + ctx.store.replication.master_side.waiting.len()
+    );
     field!(out, "tracking_clients", "0");
     field!(out, "clients_in_timeout_table", "0");
 }
@@ -904,7 +909,12 @@ fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
         get(&stats.total_net_output_bytes)
     );
     field!(out, "total_net_repl_input_bytes", "0");
-    field!(out, "total_net_repl_output_bytes", "0");
+    field!(
+        out,
+        "total_net_repl_output_bytes",
+        "{}",
+        get(&stats.total_net_repl_output_bytes)
+    );
     field!(out, "instantaneous_input_kbps", "{input_kbps:.2}");
     field!(out, "instantaneous_output_kbps", "{output_kbps:.2}");
     field!(out, "instantaneous_input_repl_kbps", "0.00");
@@ -915,9 +925,10 @@ fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
         "{}",
         get(&stats.rejected_connections)
     );
-    field!(out, "sync_full", "0");
-    field!(out, "sync_partial_ok", "0");
-    field!(out, "sync_partial_err", "0");
+    let sync = ctx.store.replication.master_side.stats;
+    field!(out, "sync_full", "{}", sync.full);
+    field!(out, "sync_partial_ok", "{}", sync.partial_ok);
+    field!(out, "sync_partial_err", "{}", sync.partial_err);
     field!(out, "expired_keys", "{}", ctx.store.expired_total());
     field!(
         out,
@@ -990,46 +1001,16 @@ fn info_stats(ctx: &Ctx<'_>, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
 }
 
-/// A master without replicas (replication arrives with its own issue).
+/// INFO replication, in Redis 7.0's order: the role (and, on a replica, its master link),
+/// the replicas, then the history (IDs, offsets, backlog).
 fn info_replication(ctx: &Ctx<'_>, out: &mut String) {
     let config = ctx.shared.config();
     out.push_str("# Replication\r\n");
-    // Until R1's section lands: the role and the replica's own fields (replica.rs).
     let replica = ctx.store.replication.replica_side.is_replica();
     field!(out, "role", "{}", if replica { "slave" } else { "master" });
     crate::replication::replica::info_fields(ctx.store, &config, unix_time_ms(), out);
-    field!(out, "connected_slaves", "0");
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", ctx.store.replication.replid);
-    field!(out, "master_replid2", "{}", ctx.store.replication.replid2);
-    let replication = &ctx.store.replication;
-    field!(
-        out,
-        "master_repl_offset",
-        "{}",
-        replication.master_repl_offset
-    );
-    field!(
-        out,
-        "second_repl_offset",
-        "{}",
-        replication.second_replid_offset
-    );
-    let backlog = replication.backlog.as_ref();
-    field!(out, "repl_backlog_active", "{}", backlog.is_some() as u8);
-    field!(out, "repl_backlog_size", "{}", config.repl_backlog_size);
-    field!(
-        out,
-        "repl_backlog_first_byte_offset",
-        "{}",
-        backlog.map_or(0, |b| b.first_offset())
-    );
-    field!(
-        out,
-        "repl_backlog_histlen",
-        "{}",
-        backlog.map_or(0, |b| b.histlen())
-    );
+    crate::replication::master::info_replicas(&config, ctx.store, out);
+    crate::replication::master::info_history(&config, ctx.store, out);
 }
 
 /// `getrusage(who)` user and system time as Redis prints them (`%ld.%06ld`).
@@ -1225,6 +1206,7 @@ fn reset_stats(ctx: &mut Ctx<'_>) {
         &stats.keyspace_misses,
         &stats.total_net_input_bytes,
         &stats.total_net_output_bytes,
+        &stats.total_net_repl_output_bytes,
         &stats.evicted_keys,
         &stats.expired_stale_perc,
         &stats.client_qbuf_limit_disconnections,
@@ -1240,6 +1222,7 @@ fn reset_stats(ctx: &mut Ctx<'_>) {
     for db in ctx.store.dbs.iter_mut() {
         db.expired_total = 0;
     }
+    crate::replication::master::reset_stats(ctx.store);
     USED_MEMORY_PEAK.store(used_memory(), Ordering::Relaxed);
     *RATES.lock() = None;
 }
@@ -1820,30 +1803,19 @@ fn monitor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// ROLE: a master without replicas, `["master", <offset>, []]`.
+/// ROLE on a master: `["master", <offset>, [[ip, port, acked offset], ...]]`.
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     if crate::replication::replica::role_reply(ctx.store, ctx.reply) {
         return Ok(());
     }
-    ctx.reply.array(3);
-    ctx.reply.bulk(b"master");
-    ctx.reply.int(ctx.store.propagation.offset as i64);
-    ctx.reply.array(0);
+    crate::replication::master::reply_role(ctx.store, ctx.reply);
     Ok(())
 }
 
-/// WAIT numreplicas timeout: the number of replicas that acknowledged this client's writes.
-/// With no replicas (replication is a later issue) that is 0, replied at once; Redis would
-/// block until the timeout when `numreplicas > 0`, which no caller can benefit from here.
+/// WAIT numreplicas timeout: blocks until enough replicas acknowledged this client's writes
+/// (see [`crate::replication::master::commands::wait`]).
 fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let _replicas = args::int(args[1])?;
-    let timeout = args::int(args[2])
-        .map_err(|_| CmdError::new("ERR timeout is not an integer or out of range"))?;
-    if timeout < 0 {
-        return Err(CmdError::new("ERR timeout is negative"));
-    }
-    ctx.reply.int(0);
-    Ok(())
+    crate::replication::master::commands::wait(ctx, args)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ pub fn save_info(store: &Store) -> rdb::SaveInfo {
     rdb::SaveInfo {
         repl_stream_db: Some(0),
         repl_id: Some(store.replication.replid.clone()),
-        repl_offset: Some(store.propagation.offset as i64),
+        repl_offset: Some(store.replication.master_repl_offset as i64),
         aof_base: false,
     }
 }
@@ -225,7 +225,10 @@ pub fn cron(shared: &Shared, store: &mut Store) {
     if let Some(pid) = store.persistence.child.as_ref().map(|c| c.pid) {
         if let Some(finished) = fork::reap(store) {
             match finished.kind {
-                ChildKind::Rdb => bgsave_finished(shared, store, &finished, pid),
+                ChildKind::Rdb => {
+                    bgsave_finished(shared, store, &finished, pid);
+                    crate::replication::master::snapshot_finished(shared, store, pid, finished.ok);
+                }
                 ChildKind::AofRewrite => {
                     store.persistence.aof_last_cow_size = finished.cow_bytes;
                     crate::persistence::aof::rewrite_finished(shared, store, finished.ok);

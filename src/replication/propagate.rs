@@ -13,8 +13,6 @@ pub struct Propagation {
     selected_db: Option<usize>,
     /// Bytes encoded and not yet taken by [`Propagation::take`].
     pending: Vec<u8>,
-    /// Total bytes ever produced (the master replication offset).
-    pub offset: u64,
 }
 
 impl Propagation {
@@ -23,7 +21,6 @@ impl Propagation {
         if !self.enabled {
             return;
         }
-        let start = self.pending.len();
         if self.selected_db != Some(db) {
             let db_text = itoa::Buffer::new().format(db).to_owned();
             encode(
@@ -33,7 +30,6 @@ impl Propagation {
             self.selected_db = Some(db);
         }
         encode(&mut self.pending, args);
-        self.offset += (self.pending.len() - start) as u64;
     }
 
     /// Takes the encoded bytes produced since the last call.
@@ -54,6 +50,11 @@ impl Propagation {
             buffer.clear();
             self.pending = buffer;
         }
+    }
+
+    /// Bytes encoded in this batch and not yet in the replication offset (WAIT counts them).
+    pub fn pending_len(&self) -> u64 {
+        self.pending.len() as u64
     }
 
     /// Forces the next command to be preceded by SELECT (a new consumer joined mid-stream).
@@ -87,7 +88,7 @@ mod tests {
         let mut p = Propagation::default();
         p.feed(0, &["SET", "k", "v"]);
         assert!(p.take().is_empty());
-        assert_eq!(p.offset, 0);
+        assert_eq!(p.pending_len(), 0);
     }
 
     #[test]
@@ -99,12 +100,13 @@ mod tests {
         p.feed(0, &["SET", "k", "v"]);
         p.feed(0, &["DEL", "k"]);
         p.feed(3, &["INCR", "n"]);
+        let pending = p.pending_len();
         let stream = p.take();
         assert_eq!(
             stream,
             b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n\
 *2\r\n$3\r\nDEL\r\n$1\r\nk\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n"
         );
-        assert_eq!(p.offset, stream.len() as u64);
+        assert_eq!(pending, stream.len() as u64);
     }
 }

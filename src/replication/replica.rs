@@ -693,6 +693,8 @@ pub fn unset_master(store: &mut Store) {
     side.transfer = TransferProgress::default();
     side.down_since_ms = 0;
     shift_replication_id(&mut store.replication);
+    // Our replicas learn the new ID by reconnecting; they continue with a partial resync.
+    store.replication.master_side.disconnect_all();
     // The next command propagated must start with SELECT: replicas continuing with our new
     // history do not know which database our stream had selected.
     store.propagation.reset_selected_db();
@@ -751,6 +753,8 @@ pub fn continue_partial(
         replication.replid2 = std::mem::replace(&mut link.replid, new_replid.clone());
         replication.second_replid_offset = replication.master_repl_offset as i64 + 1;
         replication.replid = new_replid;
+        // Our replicas must learn the new ID (they continue partially after reconnecting).
+        replication.master_side.disconnect_all();
         if let Some(backlog) = &replication.backlog {
             if let Err(error) = backlog.set_replid(&replication.replid) {
                 log!(
@@ -789,6 +793,9 @@ pub fn finish_full_sync(
     backlog_size: u64,
     now_ms: u64,
 ) -> Vec<Db> {
+    // Our replicas followed the old history: they must resync with us (Redis'
+    // `replicationAttachToNewMaster`).
+    store.replication.master_side.disconnect_all();
     let old = std::mem::replace(&mut store.dbs, dbs);
     store.set_replica_mode(true);
     store.touch_all(None);
@@ -843,7 +850,12 @@ pub fn applied(store: &mut Store, raw: &[u8], received: usize, db: usize, now_ms
     link.read_offset = (link.read_offset + received as i64).max(link.offset);
     link.db = db;
     link.last_interaction_ms = now_ms;
-    replication.feed(raw);
+    if replication.backlog.is_some() {
+        // Through the master side, so the cores of our own replicas are woken.
+        super::master::feed_stream(replication, raw);
+    } else {
+        replication.feed(raw);
+    }
     debug_assert_eq!(
         replication
             .replica_side

@@ -46,6 +46,8 @@ pub struct ClientState {
     pub blocked: Option<u64>,
     /// Replies are suppressed (CLIENT REPLY OFF/SKIP).
     pub reply_mode: ReplyMode,
+    /// What the client announced with REPLCONF, and whether it became a replica.
+    pub replica: Option<Box<crate::replication::master::ReplicaHello>>,
     /// This is a replica's link to its master (Redis' `CLIENT_MASTER`): its writes are
     /// obeyed on a read-only replica and it gets no replies.
     pub is_master: bool,
@@ -82,6 +84,7 @@ impl ClientState {
             close_after_reply: false,
             blocked: None,
             reply_mode: ReplyMode::On,
+            replica: None,
             is_master: false,
             info,
         }

@@ -21,6 +21,9 @@ use std::time::Duration;
 use io_uring::{types, IoUring};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+#[path = "replica_conn.rs"]
+mod replica_conn;
+
 use super::client::ClientState;
 use super::shared::{unix_time_ms, ClientInfo, ClientKind, CoreMessage, Shared, Stats};
 use super::uring::{self, OpKind};
@@ -73,6 +76,8 @@ struct Conn {
     /// Input waits for the output to drain ([`OUTPUT_PER_TURN_MAX`]); no recv meanwhile.
     input_paused: bool,
     peer_closed: bool,
+    /// Set once the connection is a replica (see `replica_conn`).
+    replica: Option<Box<replica_conn::ReplicaConn>>,
 }
 
 impl Conn {
@@ -105,6 +110,8 @@ pub struct Core {
     last_memory_release_ms: u64,
     /// Connections with whole commands left in their buffer after their per-turn budget.
     resume: Vec<u32>,
+    /// Replica connections owned by this core.
+    replicas: replica_conn::CoreReplicas,
     /// The link to our master when this server is a replica (core 0 only).
     replica_link: master_link::ReplicaLink,
 }
@@ -192,6 +199,7 @@ impl Core {
             blocked_deadlines: BinaryHeap::new(),
             last_memory_release_ms: 0,
             resume: Vec::new(),
+            replicas: Default::default(),
             replica_link: Default::default(),
         })
     }
@@ -215,6 +223,7 @@ impl Core {
                 self.process_input(slot);
                 self.arm_recv(slot);
             }
+            self.replication_turn();
             self.flush_output();
             let signal = super::SIGNALLED.swap(0, Ordering::SeqCst);
             if signal != 0 {
@@ -344,6 +353,9 @@ impl Core {
                 OpKind::Send => self.on_send(slot, generation, result),
                 OpKind::Wake => self.arm_wake(),
                 OpKind::Cancel => {}
+                OpKind::SpliceFile | OpKind::SplicePipe | OpKind::PollOut => {
+                    self.on_replica_completion(kind, slot, generation, result)
+                }
                 OpKind::Connect => self.on_master_connect(result),
             }
         }
@@ -430,6 +442,7 @@ impl Core {
             soft_limit_since: None,
             input_paused: false,
             peer_closed: false,
+            replica: None,
         });
         self.arm_recv(slot);
     }
@@ -659,6 +672,7 @@ impl Core {
             // More may be waiting in the buffer: come back next turn without a new recv.
             self.resume.push(slot);
         }
+        self.replica_after_input(slot);
         self.mark_dirty(slot);
     }
 
@@ -765,6 +779,8 @@ impl Core {
         };
         if !conn.out.is_empty() || conn.client.close_after_reply {
             self.start_send(slot);
+        } else if conn.replica.is_some() {
+            self.replica_pump(slot);
         }
     }
 
@@ -822,6 +838,15 @@ impl Core {
             );
             return;
         }
+        if let Some(replica) = conn.replica.as_ref().filter(|r| r.busy()) {
+            if replica.poll_armed() {
+                uring::cancel(
+                    &mut self.ring,
+                    uring::user_data(OpKind::PollOut, slot, conn.generation),
+                );
+            }
+            return;
+        }
         if conn.send_in_flight {
             return;
         }
@@ -843,6 +868,9 @@ impl Core {
             if client.blocked.is_some() {
                 store.blocking.remove(client.id);
             }
+            if client.blocked.is_some() || client.replica.is_some() {
+                crate::replication::master::forget_client(&self.shared, &mut store, client.id);
+            }
             for (db, key) in &client.watched {
                 store.unwatch(*db, key, &client.watch_dirty);
             }
@@ -862,6 +890,9 @@ impl Core {
             self.shared
                 .monitors
                 .store(monitors.len(), Ordering::Relaxed);
+        }
+        if conn.replica.is_some() {
+            self.replica_released(client.conn as u32);
         }
         self.shared.clients.lock().remove(&client.id);
         self.shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
@@ -923,6 +954,7 @@ impl Core {
                         self.dirty.push(slot);
                     }
                 }
+                CoreMessage::Replica { conn, event } => self.on_replica_event(conn, event),
                 CoreMessage::Shutdown => {}
             }
         }
@@ -939,6 +971,7 @@ impl Core {
             }
             if timeout_ms > 0
                 && !conn.client.in_pubsub()
+                && conn.replica.is_none()
                 && now.saturating_sub(conn.client.info.last_interaction_ms.load(Ordering::Relaxed))
                     > timeout_ms
             {
@@ -961,7 +994,9 @@ impl Core {
             let mut store = self.shared.lock_store();
             crate::persistence::snapshot::cron(&self.shared, &mut store);
             crate::persistence::aof::cron(&self.shared, &mut store, now);
+            crate::replication::master::cron(&self.shared, &mut store, now);
         }
+        self.replicas_cron(now);
         if self.id == 0 {
             self.replication_tick(now);
         }
@@ -983,6 +1018,17 @@ impl Core {
                 continue;
             }
             let mut store = self.shared.lock_store();
+            if let Some(acked) =
+                crate::replication::master::commands::wait_timed_out(&mut store, conn.client.id)
+            {
+                drop(store);
+                conn.out.int(acked);
+                conn.client.blocked = None;
+                conn.client.info.blocked.store(false, Ordering::Relaxed);
+                self.process_input(slot);
+                self.dirty.push(slot);
+                continue;
+            }
             // Only time out if nobody served us meanwhile (then a reply is on its way).
             let Some(waiter) = store.blocking.remove(conn.client.id) else {
                 continue;

@@ -528,6 +528,7 @@ impl Core {
             soft_limit_since: None,
             input_paused: false,
             peer_closed: false,
+            replica: None,
         });
         (slot, client_id)
     }
@@ -732,7 +733,7 @@ impl Core {
                 replica::continue_partial(
                     &mut store,
                     new_replid,
-                    self.config.repl_backlog_size,
+                    crate::replication::master::backlog_capacity(&self.config),
                     now,
                 );
                 let db = store
@@ -1037,7 +1038,7 @@ impl Core {
             &mut store,
             snapshot.dbs,
             snapshot.stream_db,
-            config.repl_backlog_size,
+            crate::replication::master::backlog_capacity(&config),
             now,
         );
         if let Err(error) = crate::persistence::aof::restart_after_sync(&self.shared, &mut store) {

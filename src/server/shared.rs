@@ -56,6 +56,11 @@ pub enum CoreMessage {
     Unblocked { conn: u64, bytes: Vec<u8> },
     /// Close a connection (CLIENT KILL); `after_reply` lets queued output go first.
     Kill { conn: u64 },
+    /// Replication work for a replica connection (its snapshot is ready).
+    Replica {
+        conn: u64,
+        event: crate::replication::master::ReplicaEvent,
+    },
     /// Stop the loop.
     Shutdown,
 }
@@ -67,6 +72,8 @@ pub struct CoreHandle {
     pub wake_fd: i32,
     /// Set while the core sleeps in the kernel with an empty inbox (avoids needless wakes).
     sleeping: AtomicBool,
+    /// The replication stream grew and this core owns online replicas to feed.
+    replication_ready: AtomicBool,
 }
 
 impl CoreHandle {
@@ -80,6 +87,7 @@ impl CoreHandle {
             inbox: SegQueue::new(),
             wake_fd: fd,
             sleeping: AtomicBool::new(false),
+            replication_ready: AtomicBool::new(false),
         })
     }
 
@@ -98,6 +106,23 @@ impl CoreHandle {
         unsafe { libc::write(self.wake_fd, &one as *const u64 as *const libc::c_void, 8) };
     }
 
+    /// Tells the core the replication stream grew (once per batch, from any core).
+    pub fn notify_replication(&self) {
+        // Always a release store (never skipped when already set): the core's `take` must
+        // synchronize with it to see the bytes committed before this call.
+        self.replication_ready.store(true, Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
+    /// Takes the "stream grew" flag.
+    #[inline]
+    pub fn take_replication_ready(&self) -> bool {
+        self.replication_ready.load(Ordering::Relaxed)
+            && self.replication_ready.swap(false, Ordering::AcqRel)
+    }
+
     pub fn pop(&self) -> Option<CoreMessage> {
         self.inbox.pop()
     }
@@ -105,7 +130,7 @@ impl CoreHandle {
     /// Announces that the core is about to sleep; returns false if messages are waiting.
     pub fn prepare_sleep(&self) -> bool {
         self.sleeping.store(true, Ordering::SeqCst);
-        if !self.inbox.is_empty() {
+        if !self.inbox.is_empty() || self.replication_ready.load(Ordering::SeqCst) {
             self.sleeping.store(false, Ordering::SeqCst);
             return false;
         }
@@ -205,6 +230,8 @@ pub struct Stats {
     pub keyspace_misses: Counter,
     pub total_net_input_bytes: Counter,
     pub total_net_output_bytes: Counter,
+    /// Bytes sent to replicas (snapshots and stream), INFO `total_net_repl_output_bytes`.
+    pub total_net_repl_output_bytes: Counter,
     pub evicted_keys: Counter,
     pub expired_stale_perc: Counter,
     pub client_qbuf_limit_disconnections: Counter,
@@ -299,7 +326,7 @@ impl Shared {
         self.safe_point.before_store_lock();
         let guard = self.store.lock();
         self.safe_point.after_store_lock();
-        StoreGuard(guard)
+        StoreGuard(guard, &self.cores)
     }
 
     /// The current configuration (cheap: clones an `Arc`).
@@ -331,8 +358,9 @@ impl Shared {
     }
 }
 
-/// The keyspace lock, held. Dereferences to the [`Store`].
-pub struct StoreGuard<'a>(parking_lot::MutexGuard<'a, Store>);
+/// The keyspace lock, held. Dereferences to the [`Store`]. Knows the cores so that the end of
+/// the batch can wake those owning replicas the batch's writes must reach.
+pub struct StoreGuard<'a>(parking_lot::MutexGuard<'a, Store>, &'a [CoreHandle]);
 
 impl std::ops::Deref for StoreGuard<'_> {
     type Target = Store;
@@ -350,6 +378,7 @@ impl std::ops::DerefMut for StoreGuard<'_> {
 impl Drop for StoreGuard<'_> {
     fn drop(&mut self) {
         self.0.end_batch();
+        crate::replication::master::after_batch(&mut self.0, self.1);
     }
 }
 

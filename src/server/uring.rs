@@ -17,6 +17,12 @@ pub enum OpKind {
     Send = 3,
     Wake = 4,
     Cancel = 5,
+    /// Replica snapshot transfer: file → pipe.
+    SpliceFile = 6,
+    /// Replica snapshot transfer: pipe → socket.
+    SplicePipe = 7,
+    /// A replica's socket became writable again.
+    PollOut = 8,
     /// The replica's connect to its master (`server::master_link`).
     Connect = 20,
 }
@@ -29,6 +35,9 @@ impl OpKind {
             3 => OpKind::Send,
             4 => OpKind::Wake,
             5 => OpKind::Cancel,
+            6 => OpKind::SpliceFile,
+            7 => OpKind::SplicePipe,
+            8 => OpKind::PollOut,
             20 => OpKind::Connect,
             _ => return None,
         })
@@ -170,6 +179,103 @@ pub fn cancel(ring: &mut IoUring, target: u64) {
         .user_data(user_data(OpKind::Cancel, 0, 0));
     // SAFETY: no buffer involved.
     unsafe { push(ring, &entry) }
+}
+
+/// Moves up to `len` bytes from `fd_in` (at `off_in`, or its position / a pipe when -1) to
+/// `fd_out` (likewise) without copying through user space. With `link`, the next pushed entry
+/// runs only if this one moves all `len` bytes (a short splice cancels it).
+///
+/// # Safety
+/// Both fds must stay open, and refer to the same files, until the completion is reaped: the
+/// kernel resolves them when the operation runs, which may be after this call returns.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn splice(
+    ring: &mut IoUring,
+    fd_in: i32,
+    off_in: i64,
+    fd_out: i32,
+    off_out: i64,
+    len: u32,
+    link: bool,
+    data: u64,
+) {
+    let mut entry = opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), off_out, len)
+        .build()
+        .user_data(data);
+    if link {
+        entry = entry.flags(squeue::Flags::IO_LINK);
+    }
+    // SAFETY: no memory involved; the caller keeps both fds open until the completion.
+    unsafe { push(ring, &entry) }
+}
+
+/// One-shot poll for `events` (`libc::POLLOUT`...) on `fd`.
+///
+/// # Safety
+/// `fd` must stay open until the completion is reaped.
+pub unsafe fn poll(ring: &mut IoUring, fd: i32, events: u32, data: u64) {
+    let entry = opcode::PollAdd::new(types::Fd(fd), events)
+        .build()
+        .user_data(data);
+    // SAFETY: no memory involved; the caller keeps the fd open until the completion.
+    unsafe { push(ring, &entry) }
+}
+
+/// Caps the kernel worker threads that run this ring's blocking operations (splice runs
+/// there): `[bounded, unbounded]`, 0 leaves a kind unchanged.
+pub fn limit_workers(ring: &IoUring, bounded: u32, unbounded: u32) -> std::io::Result<()> {
+    let mut max = [bounded, unbounded];
+    ring.submitter().register_iowq_max_workers(&mut max)
+}
+
+/// `sendmsg(fd, slices, MSG_DONTWAIT | MSG_NOSIGNAL)`: sends what fits in the socket buffer
+/// right now, never blocks. `Err(WouldBlock)` when nothing fits.
+pub fn send_now(fd: i32, slices: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+    // SAFETY: a zeroed msghdr is valid (no name, no control data).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix (documented guarantee).
+    message.msg_iov = slices.as_ptr() as *mut libc::iovec;
+    message.msg_iovlen = slices.len() as _;
+    // SAFETY: `message` points at `slices`, which are live, readable buffers for the whole
+    // call; the kernel only reads them.
+    let sent = unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// A non-blocking, close-on-exec pipe grown towards `size` bytes (to the system's
+/// `pipe-max-size` at most). Returns (read end, write end, capacity).
+pub fn pipe(size: usize) -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, usize)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the array we pass; the result is checked.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    // SAFETY: fcntl on our own open pipe; a refusal leaves the default size, asked below.
+    let grown = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, size as libc::c_int) };
+    let capacity = if grown > 0 {
+        grown as usize
+    } else {
+        // SAFETY: as above, a query only.
+        let current = unsafe { libc::fcntl(fds[1], libc::F_GETPIPE_SZ) };
+        if current > 0 {
+            current as usize
+        } else {
+            64 * 1024
+        }
+    };
+    Ok((read, write, capacity))
 }
 
 #[cfg(test)]

@@ -125,19 +125,22 @@ impl Store {
     /// Ends a critical section: hands the writes it propagated to their consumers, in
     /// execution order, while the keyspace lock is still held. Called by the guard's `Drop`.
     pub fn end_batch(&mut self) {
-        if !self.propagation.has_pending() && !self.aof.has_buffered() {
-            return;
+        if self.propagation.has_pending() || self.aof.has_buffered() {
+            let bytes = self.propagation.take();
+            // Replication first (backlog and offset, only while a backlog exists, as Redis
+            // counts `master_repl_offset`), then the AOF, which keeps the buffer. A replica's
+            // stream is its master's, fed unchanged by the master link (`replica::applied`)
+            // so offsets match the master's byte for byte; what its own execution propagated
+            // (the master's commands re-encoded) goes to the AOF only.
+            if !self.replication.replica_side.is_replica() {
+                crate::replication::master::feed_stream(&mut self.replication, &bytes);
+            }
+            let spare = self.aof.feed(bytes);
+            self.propagation.give_back(spare);
         }
-        let bytes = self.propagation.take();
-        // Replication first (offset, backlog), then the AOF, which keeps the buffer. A
-        // replica's stream is its master's, fed unchanged by the master link
-        // (`replica::applied`) so offsets match the master's byte for byte; what its own
-        // execution propagated (the master's commands re-encoded) goes to the AOF only.
         if !self.replication.replica_side.is_replica() {
-            self.replication.feed(&bytes);
+            crate::replication::master::end_of_batch(&mut self.replication);
         }
-        let spare = self.aof.feed(bytes);
-        self.propagation.give_back(spare);
     }
 
     /// Turns replica behaviour on or off: a replica never expires keys itself, it hides
