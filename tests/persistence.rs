@@ -345,7 +345,20 @@ fn kill_9_during_bgsave_leaves_the_previous_file_loadable() {
     let _: () = query(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "1000"]);
     let reply: String = query(&mut con, &["BGSAVE"]);
     assert_eq!(reply, "Background saving started");
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill both processes once the child is writing its temp file (2000 keys at 1 ms each:
+    // it is still far from done).
+    let temp_files = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while temp_files(server.dir.path()) == 0 {
+        assert!(Instant::now() < deadline, "the child never started writing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let children = children_of(server.pid());
     assert!(!children.is_empty(), "no BGSAVE child found");
     for child in &children {
@@ -354,13 +367,11 @@ fn kill_9_during_bgsave_leaves_the_previous_file_loadable() {
     }
     server.signal(libc::SIGKILL);
     let dir = server.into_dir();
-    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("temp-"))
-        .collect();
-    assert!(!leftovers.is_empty(), "the child had not started writing");
+    assert_eq!(
+        temp_files(dir.path()),
+        1,
+        "the half-written temp file is left behind"
+    );
     let server = Server::start_in(dir, &[]);
     assert_eq!(
         digest(&server),
