@@ -284,6 +284,8 @@ pub fn load_at_start(shared: &Shared) -> Result<(), String> {
     let config = shared.config();
     let mut store = shared.lock_store();
     if crate::persistence::aof::load_at_start(shared, &mut store)? {
+        // The AOF carries no replication ID: a previous run's backlog can't be continued.
+        crate::replication::restart::restore_at_start(&mut store, None);
         return Ok(());
     }
     load_rdb_at_start(&config, &mut store)
@@ -296,7 +298,10 @@ pub fn load_rdb_at_start(config: &Config, store: &mut Store) -> Result<(), Strin
     let path = rdb_path(config);
     let mapped = match files::Mapped::open(&path) {
         Ok(mapped) => mapped,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            crate::replication::restart::restore_at_start(store, None);
+            return Ok(());
+        }
         Err(error) => {
             return Err(format!(
                 "Fatal error loading the DB: can't open {}: {error}. Exiting.",
@@ -319,6 +324,7 @@ pub fn load_rdb_at_start(config: &Config, store: &mut Store) -> Result<(), Strin
         loaded.expired_skipped
     );
     crate::replication::replica::restore_at_start(store, &loaded.info);
+    crate::replication::restart::restore_at_start(store, Some(&loaded));
     log!(
         Notice,
         "DB loaded from disk: {:.3} seconds",
@@ -399,6 +405,8 @@ pub fn save_for_shutdown(
             log!(Warning, "Error trying to save the DB, can't exit.");
             return Err("ERR Errors trying to SHUTDOWN. Check logs.".into());
         }
+        // Still under the keyspace lock: the backlog ends where the RDB just written does.
+        crate::replication::restart::flush_for_shutdown(store);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Replication: the propagation hook every write goes through ([`propagate`]), the mmapped
 //! backlog ring it feeds ([`backlog`]), the PSYNC decision ([`psync`]), the shared state
-//! ([`state`]), this server's replicas ([`master`]) and its link to its own master
-//! ([`replica`]).
+//! ([`state`]), this server's replicas ([`master`]), its link to its own master
+//! ([`replica`]) and the backlog kept across a master restart ([`restart`]).
 //!
 //! [`Propagation`] lives inside the [`Store`](crate::storage::Store), so commands are encoded
 //! into the stream inside the same critical section that executed them: the stream order is
@@ -12,6 +12,7 @@ pub mod master;
 pub mod propagate;
 pub mod psync;
 pub mod replica;
+pub mod restart;
 pub mod state;
 
 pub use propagate::Propagation;

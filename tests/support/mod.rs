@@ -91,10 +91,30 @@ impl Server {
         self.dir_take()
     }
 
-    fn spawn_in(binary: PathBuf, mut dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        for _attempt in 0..5 {
+    /// Stops this process (SIGKILL unless it already exited) and starts ringkv again in the
+    /// same directory on the same port (its replicas reconnect to that address), retrying for
+    /// a few seconds while the port is still taken.
+    pub fn restart_on_same_port(mut self, extra: &[&str]) -> Server {
+        self.stop_and_stderr();
+        let port = self.port;
+        Server::spawn_at(ringkv_binary(), self.dir_take(), extra, Some(port))
+    }
+
+    fn spawn_in(binary: PathBuf, dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::spawn_at(binary, dir, extra, None)
+    }
+
+    /// Starts `binary` in `dir` on `fixed_port`, or on a free port when `None`.
+    fn spawn_at(
+        binary: PathBuf,
+        mut dir: tempfile::TempDir,
+        extra: &[&str],
+        fixed_port: Option<u16>,
+    ) -> Server {
+        let attempts = if fixed_port.is_some() { 25 } else { 5 };
+        for _attempt in 0..attempts {
             let log_path = dir.path().join("server.log");
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let port_text = port.to_string();
             let mut args: Vec<String> = vec![
                 "--port".into(),
@@ -145,6 +165,9 @@ impl Server {
                 );
             }
             dir = server.dir_take();
+            if fixed_port.is_some() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         panic!("could not find a free port for {}", binary.display());
     }

@@ -1,0 +1,144 @@
+//! The master's backlog survives a restart (beyond Redis), so its replicas resync partially
+//! after the master comes back.
+//!
+//! # What proves the data ends at the backlog's last offset
+//! Two facts written in the same critical section (the keyspace lock):
+//! - a foreground save (SHUTDOWN, SIGTERM with save points, `SAVE`) writes the RDB with aux
+//!   `repl-id` = our replication ID and `repl-offset` = `master_repl_offset`
+//!   ([`save_info`](crate::persistence::snapshot::save_info));
+//! - the backlog file's header holds the replication ID and its live `committed` counter,
+//!   which equals `master_repl_offset` whenever the lock is free (every batch is appended
+//!   under the lock, in `Store::end_batch`). [`flush_for_shutdown`] makes it durable.
+//!
+//! Any write after the save advances `committed` past the RDB's offset (the header is in a
+//! shared mapping, so even a `kill -9` leaves the new value), and any other history has
+//! another ID. So at start, an RDB whose `repl-id`/`repl-offset` equal the backlog's ID and
+//! committed offset holds exactly the data the stream in the backlog ends at, and only then
+//! is the backlog adopted. Anything else (no RDB, an older RDB after a crash, an RDB from
+//! elsewhere, data loaded from the AOF, keys dropped at load because their TTL passed while
+//! the server was down — their `DEL`s were never in the stream) starts a new history as
+//! before, and the stale file is removed.
+//!
+//! With `appendonly yes` the data comes from the AOF, which (as in Redis 7.0) carries no
+//! replication ID; its tail may also hold writes the RDB lacks, so nothing is restored.
+//!
+//! # The identity after a restore
+//! As Redis 7.0 does when a master reloads an RDB with replication info, the restored history
+//! becomes the *secondary* one (`master_replid2`, valid up to `repl-offset + 1`) and the
+//! server takes a new `master_replid`: replicas of the old history get `+CONTINUE <new id>`,
+//! and should a copy of these files be started elsewhere too, the two servers never extend
+//! one ID with different writes. Unlike Redis, whose fresh in-memory backlog only serves
+//! replicas that were exactly up to date, the whole ring is kept: lagging replicas continue
+//! too. A server that was a replica and now starts as a master is served the same way (its
+//! backlog and RDB carry its master's ID), which is exactly a promotion.
+
+use std::path::Path;
+
+use super::backlog::Backlog;
+use super::state::BACKLOG_FILE;
+use crate::persistence::rdb::Loaded;
+use crate::server::shared::unix_time_ms;
+use crate::storage::Store;
+
+/// Makes the backlog durable after the final save of a shutdown, so the file agrees with the
+/// RDB just written even after an OS crash. Called with the keyspace locked, right after the
+/// save (nothing can be appended in between).
+pub fn flush_for_shutdown(store: &Store) {
+    if let Some(backlog) = &store.replication.backlog {
+        if let Err(error) = backlog.flush() {
+            crate::log!(
+                Warning,
+                "Can't flush the replication backlog to disk at shutdown: {error}"
+            );
+        }
+    }
+}
+
+/// Why a backlog left by the previous run cannot be adopted, or `Ok` with it.
+fn matching_backlog(loaded: Option<&Loaded>) -> Result<Option<(Backlog, u64)>, String> {
+    let path = Path::new(BACKLOG_FILE);
+    let backlog = match Backlog::open_existing(path) {
+        Ok(Some(backlog)) => backlog,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(format!("{error}")),
+    };
+    let Some(loaded) = loaded else {
+        return Err("there is no RDB file to continue from".into());
+    };
+    let info = &loaded.info;
+    let (Some(id), Some(offset), Some(db)) = (&info.repl_id, info.repl_offset, info.repl_stream_db)
+    else {
+        return Err("the RDB file has no replication ID and offset".into());
+    };
+    if offset < 0 || db < 0 {
+        return Err("the RDB file has no valid replication offset".into());
+    }
+    let offset = offset as u64;
+    if *id != backlog.replid() || offset != backlog.master_offset() {
+        return Err(format!(
+            "the RDB file ends at offset {offset} of replication ID {id}, the backlog at offset {} of {}",
+            backlog.master_offset(),
+            backlog.replid()
+        ));
+    }
+    if loaded.expired_skipped > 0 {
+        return Err(format!(
+            "{} keys expired while the server was down and were never deleted through the stream",
+            loaded.expired_skipped
+        ));
+    }
+    Ok(Some((backlog, offset)))
+}
+
+/// At start on a master, after the dataset was loaded: adopts the previous run's backlog
+/// when `loaded` (the RDB just loaded; `None` when the data did not come from an RDB) ends
+/// exactly where the backlog does, otherwise removes the stale file. Returns whether the
+/// backlog was restored. A replica leaves the file alone (its side manages its own backlog).
+pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
+    if store.replication.replica_side.is_replica() {
+        return false;
+    }
+    let (backlog, offset) = match matching_backlog(loaded) {
+        Ok(Some(found)) => found,
+        Ok(None) => return false,
+        Err(reason) => {
+            crate::log!(
+                Notice,
+                "Replication backlog {BACKLOG_FILE} of the previous run not restored: {reason}"
+            );
+            // Dropping `backlog` (if opened) released its lock; the file is useless now.
+            let _ = std::fs::remove_file(BACKLOG_FILE);
+            return false;
+        }
+    };
+    let replication = &mut store.replication;
+    let new_id = replication.replid.clone();
+    if let Err(error) = backlog.set_replid(&new_id) {
+        crate::log!(
+            Warning,
+            "Replication backlog {BACKLOG_FILE} not restored: can't record the new replication ID: {error}"
+        );
+        drop(backlog);
+        let _ = std::fs::remove_file(BACKLOG_FILE);
+        return false;
+    }
+    replication.replid2 = loaded
+        .and_then(|l| l.info.repl_id.clone())
+        .unwrap_or_default();
+    replication.second_replid_offset = offset as i64 + 1;
+    replication.master_repl_offset = offset;
+    let (first, histlen) = (backlog.first_offset(), backlog.histlen());
+    replication.backlog = Some(backlog);
+    // The repl-backlog-ttl clock starts now: the replicas have to come back first.
+    replication.master_side.no_replicas_since = unix_time_ms() / 1000;
+    store.propagation.enabled = true;
+    store.propagation.reset_selected_db();
+    crate::log!(
+        Notice,
+        "Replication backlog restored ({histlen} bytes from offset {first}): replication ID and offset restored, secondary replication ID {} valid up to offset {}, new replication ID {}",
+        store.replication.replid2,
+        store.replication.second_replid_offset,
+        store.replication.replid
+    );
+    true
+}
