@@ -268,3 +268,33 @@ fn a_master_restarted_with_another_rdb_needs_a_full_sync() {
     let value: String = redis::cmd("GET").arg("other").query(&mut con).unwrap();
     assert_eq!(value, "data");
 }
+
+#[test]
+fn a_real_redis_replica_continues_after_the_ringkv_master_restarts() {
+    let master = Server::start(&[]);
+    let port = master.port.to_string();
+    let replica = Server::start_redis(&["--replicaof", "127.0.0.1", &port]);
+    workload::apply(&master, &workload::commands());
+    wait_caught_up(&master, &replica);
+    let mut master = master;
+    shutdown_save(&mut master);
+
+    let master = master.restart_on_same_port(&[]);
+    assert!(
+        master.log().contains("replication ID and offset restored"),
+        "{}",
+        master.log()
+    );
+    wait_for(
+        "the redis replica to resync",
+        Duration::from_secs(30),
+        || field_u64(&master, "stats", "sync_partial_ok") == 1,
+    );
+    more_writes(&master, 1);
+    assert_same_data(&master, &replica);
+    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
+    assert_eq!(
+        field(&replica, "replication", "master_replid"),
+        field(&master, "replication", "master_replid")
+    );
+}

@@ -54,40 +54,71 @@ pub fn flush_for_shutdown(store: &Store) {
     }
 }
 
-/// Why a backlog left by the previous run cannot be adopted, or `Ok` with it.
-fn matching_backlog(loaded: Option<&Loaded>) -> Result<Option<(Backlog, u64)>, String> {
-    let path = Path::new(BACKLOG_FILE);
+/// A previous run's backlog that the loaded data continues.
+struct Found {
+    backlog: Backlog,
+    /// The history's replication ID (the RDB's and the backlog's).
+    replid: String,
+    /// The offset both end at.
+    offset: u64,
+}
+
+/// Why the backlog at `path` cannot be continued.
+struct Refused {
+    reason: String,
+    /// Whether the file is stale and should go (not when another process holds it).
+    remove: bool,
+}
+
+/// The backlog at `path` when the data `loaded` (an RDB's; `None` when the data came from
+/// elsewhere) ends exactly where it does; `Ok(None)` when there is no file.
+fn matching_backlog(path: &Path, loaded: Option<&Loaded>) -> Result<Option<Found>, Refused> {
+    let stale = |reason: String| Refused {
+        reason,
+        remove: true,
+    };
     let backlog = match Backlog::open_existing(path) {
         Ok(Some(backlog)) => backlog,
         Ok(None) => return Ok(None),
-        Err(error) => return Err(format!("{error}")),
+        Err(error) => {
+            return Err(Refused {
+                reason: error.to_string(),
+                remove: error.kind() != std::io::ErrorKind::WouldBlock,
+            })
+        }
     };
     let Some(loaded) = loaded else {
-        return Err("there is no RDB file to continue from".into());
+        return Err(stale("the data was not loaded from an RDB file".into()));
     };
     let info = &loaded.info;
     let (Some(id), Some(offset), Some(db)) = (&info.repl_id, info.repl_offset, info.repl_stream_db)
     else {
-        return Err("the RDB file has no replication ID and offset".into());
+        return Err(stale(
+            "the RDB file has no replication ID and offset".into(),
+        ));
     };
     if offset < 0 || db < 0 {
-        return Err("the RDB file has no valid replication offset".into());
+        return Err(stale("the RDB file has no valid replication offset".into()));
     }
     let offset = offset as u64;
     if *id != backlog.replid() || offset != backlog.master_offset() {
-        return Err(format!(
+        return Err(stale(format!(
             "the RDB file ends at offset {offset} of replication ID {id}, the backlog at offset {} of {}",
             backlog.master_offset(),
             backlog.replid()
-        ));
+        )));
     }
     if loaded.expired_skipped > 0 {
-        return Err(format!(
+        return Err(stale(format!(
             "{} keys expired while the server was down and were never deleted through the stream",
             loaded.expired_skipped
-        ));
+        )));
     }
-    Ok(Some((backlog, offset)))
+    Ok(Some(Found {
+        backlog,
+        replid: id.clone(),
+        offset,
+    }))
 }
 
 /// At start on a master, after the dataset was loaded: adopts the previous run's backlog
@@ -98,33 +129,37 @@ pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
     if store.replication.replica_side.is_replica() {
         return false;
     }
-    let (backlog, offset) = match matching_backlog(loaded) {
+    let path = Path::new(BACKLOG_FILE);
+    let Found {
+        backlog,
+        replid,
+        offset,
+    } = match matching_backlog(path, loaded) {
         Ok(Some(found)) => found,
         Ok(None) => return false,
-        Err(reason) => {
+        Err(Refused { reason, remove }) => {
             crate::log!(
                 Notice,
                 "Replication backlog {BACKLOG_FILE} of the previous run not restored: {reason}"
             );
-            // Dropping `backlog` (if opened) released its lock; the file is useless now.
-            let _ = std::fs::remove_file(BACKLOG_FILE);
+            // The backlog, if it was opened, is closed (unlocked) by now.
+            if remove {
+                let _ = std::fs::remove_file(path);
+            }
             return false;
         }
     };
     let replication = &mut store.replication;
-    let new_id = replication.replid.clone();
-    if let Err(error) = backlog.set_replid(&new_id) {
+    if let Err(error) = backlog.set_replid(&replication.replid) {
         crate::log!(
             Warning,
             "Replication backlog {BACKLOG_FILE} not restored: can't record the new replication ID: {error}"
         );
         drop(backlog);
-        let _ = std::fs::remove_file(BACKLOG_FILE);
+        let _ = std::fs::remove_file(path);
         return false;
     }
-    replication.replid2 = loaded
-        .and_then(|l| l.info.repl_id.clone())
-        .unwrap_or_default();
+    replication.replid2 = replid;
     replication.second_replid_offset = offset as i64 + 1;
     replication.master_repl_offset = offset;
     let (first, histlen) = (backlog.first_offset(), backlog.histlen());
@@ -141,4 +176,89 @@ pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
         store.replication.replid
     );
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::rdb::SaveInfo;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef01234567";
+    const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+    fn loaded(id: &str, offset: i64, expired: u64) -> Loaded {
+        Loaded {
+            info: SaveInfo {
+                repl_stream_db: Some(0),
+                repl_id: Some(id.into()),
+                repl_offset: Some(offset),
+                aof_base: false,
+            },
+            expired_skipped: expired,
+            ..Loaded::default()
+        }
+    }
+
+    /// A closed backlog file for `ID` whose stream ends at offset 100 + `written`.
+    fn backlog_file(dir: &Path, written: usize) -> std::path::PathBuf {
+        let path = dir.join(BACKLOG_FILE);
+        let backlog = Backlog::create(&path, 1 << 16, ID, 100).unwrap();
+        if written > 0 {
+            backlog.append(&vec![b'x'; written]).unwrap();
+        }
+        path
+    }
+
+    fn refusal(path: &Path, loaded: Option<&Loaded>) -> Refused {
+        match matching_backlog(path, loaded) {
+            Err(refused) => refused,
+            Ok(found) => panic!("accepted: {:?}", found.map(|f| f.offset)),
+        }
+    }
+
+    #[test]
+    fn only_an_rdb_ending_at_the_backlogs_id_and_offset_continues_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = backlog_file(dir.path(), 23);
+        let found = matching_backlog(&path, Some(&loaded(ID, 123, 0)))
+            .unwrap_or_else(|r| panic!("{}", r.reason))
+            .expect("a backlog");
+        assert_eq!((found.replid.as_str(), found.offset), (ID, 123));
+        assert_eq!(found.backlog.master_offset(), 123);
+        drop(found);
+
+        // An older RDB (a crash after the save), a newer one, another history, no RDB,
+        // keys dropped at load: all refused, the file marked stale.
+        for (loaded, words) in [
+            (Some(loaded(ID, 100, 0)), "ends at offset 100"),
+            (Some(loaded(ID, 124, 0)), "ends at offset 124"),
+            (Some(loaded(OTHER, 123, 0)), OTHER),
+            (None, "not loaded from an RDB"),
+            (Some(loaded(ID, 123, 2)), "2 keys expired"),
+            (Some(loaded(ID, -1, 0)), "no valid replication offset"),
+            (Some(Loaded::default()), "no replication ID"),
+        ] {
+            let refused = refusal(&path, loaded.as_ref());
+            assert!(refused.reason.contains(words), "{}", refused.reason);
+            assert!(refused.remove);
+        }
+    }
+
+    #[test]
+    fn no_file_is_nothing_to_restore_and_a_held_file_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BACKLOG_FILE);
+        assert!(matches!(
+            matching_backlog(&path, Some(&loaded(ID, 100, 0))),
+            Ok(None)
+        ));
+        let path = backlog_file(dir.path(), 0);
+        let held = Backlog::open_existing(&path).unwrap().unwrap();
+        let refused = refusal(&path, Some(&loaded(ID, 100, 0)));
+        assert!(!refused.remove, "{}", refused.reason);
+        drop(held);
+        std::fs::write(&path, b"not a backlog").unwrap();
+        let refused = refusal(&path, Some(&loaded(ID, 100, 0)));
+        assert!(refused.remove, "{}", refused.reason);
+    }
 }
