@@ -103,10 +103,20 @@ pub fn save_info(store: &Store) -> rdb::SaveInfo {
     if store.replication.replica_side.is_replica() {
         return crate::replication::replica::save_info(store).unwrap_or_default();
     }
+    // Commands of the running batch are in the data but their stream bytes are still
+    // pending; they reach the backlog (and the offset) when the batch ends, in this critical
+    // section. The offset counts them, so the file says exactly where its data ends: should
+    // the process die before they are fed, the backlog ends earlier and is not restored
+    // (`replication::restart`). Without a backlog the offset does not move, as in Redis.
+    let pending = if store.replication.backlog.is_some() {
+        store.propagation.pending_len()
+    } else {
+        0
+    };
     rdb::SaveInfo {
         repl_stream_db: Some(0),
         repl_id: Some(store.replication.replid.clone()),
-        repl_offset: Some(store.replication.master_repl_offset as i64),
+        repl_offset: Some((store.replication.master_repl_offset + pending) as i64),
         aof_base: false,
     }
 }
@@ -397,6 +407,9 @@ pub fn save_for_shutdown(
             }
         }
     }
+    // What this batch executed before the SHUTDOWN goes into the backlog (and the AOF) now,
+    // so the backlog flushed below ends where the final RDB does.
+    store.end_batch();
     crate::persistence::aof::flush_at_shutdown(store);
     let config = shared.config();
     if !nosave && (save_requested || !config.save.is_empty()) {

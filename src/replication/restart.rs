@@ -3,9 +3,11 @@
 //!
 //! # What proves the data ends at the backlog's last offset
 //! Two facts written in the same critical section (the keyspace lock):
-//! - a foreground save (SHUTDOWN, SIGTERM with save points, `SAVE`) writes the RDB with aux
-//!   `repl-id` = our replication ID and `repl-offset` = `master_repl_offset`
-//!   ([`save_info`](crate::persistence::snapshot::save_info));
+//! - a save (SHUTDOWN, SIGTERM with save points, `SAVE`, `BGSAVE` at its fork) writes the
+//!   RDB with aux `repl-id` = our replication ID and `repl-offset` = `master_repl_offset`
+//!   plus the stream bytes of the running batch not yet fed, which its data already holds
+//!   ([`save_info`](crate::persistence::snapshot::save_info)); a shutdown first ends the
+//!   batch, so the offset and the backlog agree before the final save;
 //! - the backlog file's header holds the replication ID and its live `committed` counter,
 //!   which equals `master_repl_offset` whenever the lock is free (every batch is appended
 //!   under the lock, in `Store::end_batch`). [`flush_for_shutdown`] makes it durable.
@@ -170,7 +172,7 @@ pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
     store.propagation.reset_selected_db();
     crate::log!(
         Notice,
-        "Replication backlog restored ({histlen} bytes from offset {first}): replication ID and offset restored, secondary replication ID {} valid up to offset {}, new replication ID {}",
+        "Replication backlog restored ({histlen} bytes from offset {first}), replication ID and offset restored: secondary replication ID {} valid up to offset {}, new replication ID {}",
         store.replication.replid2,
         store.replication.second_replid_offset,
         store.replication.replid
