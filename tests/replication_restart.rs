@@ -369,3 +369,36 @@ fn a_save_in_a_pipeline_counts_the_writes_before_it_in_its_offset() {
     assert_same_data(&master, &replica);
     assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
 }
+
+#[test]
+fn a_restored_backlog_is_freed_after_repl_backlog_ttl_counted_from_the_restart() {
+    let (mut master, replica) = master_and_replica();
+    let mut to_replica = replica.client();
+    let _ = support::run(&mut to_replica, &["SHUTDOWN", "NOSAVE"]);
+    drop((to_replica, replica));
+    shutdown_save(&mut master);
+
+    let master = master.restart_on_same_port(&["--repl-backlog-ttl", "2"]);
+    let started = Instant::now();
+    assert!(
+        master.log().contains("replication ID and offset restored"),
+        "{}",
+        master.log()
+    );
+    let restored_id = field(&master, "replication", "master_replid");
+    assert_eq!(field(&master, "replication", "repl_backlog_active"), "1");
+    wait_for("the backlog to be freed", Duration::from_secs(15), || {
+        field(&master, "replication", "repl_backlog_active") == "0"
+    });
+    // At least 2 s after the restore, which came a little before `started`.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "freed after {:?}, before the TTL counted from the restart",
+        started.elapsed()
+    );
+    assert!(master
+        .log()
+        .contains("Replication backlog freed after 2 seconds"));
+    assert!(!master.dir.path().join("ringkv-backlog.ring").exists());
+    assert_ne!(field(&master, "replication", "master_replid"), restored_id);
+}
