@@ -391,6 +391,26 @@ impl Core {
             let _ = socket.set_tcp_keepalive(&keepalive);
         }
         let fd = socket.into_raw_fd();
+        let authenticated = self.config.requirepass.is_none();
+        let slot = self.insert_conn(fd, peer, local, ClientKind::Normal, authenticated);
+        if let Some(Some(conn)) = self.conns.get(slot as usize) {
+            let info = conn.client.info.clone();
+            self.shared.clients.lock().insert(info.id, info);
+        }
+        self.arm_recv(slot);
+    }
+
+    /// Puts a connected socket (`fd`, owned from now on) in the slab as a new connection
+    /// whose client is of `kind`; returns its slot. Accepted clients and the master link
+    /// both come in here.
+    pub(super) fn insert_conn(
+        &mut self,
+        fd: i32,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        kind: ClientKind,
+        authenticated: bool,
+    ) -> u32 {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             None => {
@@ -402,31 +422,15 @@ impl Core {
         let generation = (self.generations[slot as usize] + 1) & 0xff_ffff;
         self.generations[slot as usize] = generation;
         let token = ((generation as u64) << 32) | slot as u64;
-        let info = Arc::new(ClientInfo {
-            id: self.shared.next_client_id(),
-            core: self.id,
-            conn: token,
+        let info = Arc::new(ClientInfo::new(
+            self.shared.next_client_id(),
+            self.id,
+            token,
             fd,
-            addr: peer.map(|a| a.to_string()).unwrap_or_default(),
-            laddr: local.map(|a| a.to_string()).unwrap_or_default(),
-            created: std::time::Instant::now(),
-            name: Default::default(),
-            lib_name: Default::default(),
-            last_interaction_ms: unix_time_ms().into(),
-            db: 0.into(),
-            subscriptions: 0.into(),
-            pattern_subscriptions: 0.into(),
-            in_multi: (-1).into(),
-            query_buffer: 0.into(),
-            output_memory: 0.into(),
-            resp: 2.into(),
-            kind: parking_lot::Mutex::new(ClientKind::Normal),
-            monitor: false.into(),
-            blocked: false.into(),
-            last_command: parking_lot::Mutex::new("NULL"),
-        });
-        self.shared.clients.lock().insert(info.id, info.clone());
-        let authenticated = self.config.requirepass.is_none();
+            peer.map(|a| a.to_string()).unwrap_or_default(),
+            local.map(|a| a.to_string()).unwrap_or_default(),
+            kind,
+        ));
         self.conns[slot as usize] = Some(Conn {
             fd,
             generation,
@@ -444,7 +448,7 @@ impl Core {
             peer_closed: false,
             replica: None,
         });
-        self.arm_recv(slot);
+        slot
     }
 
     /// Redis' protected mode: with no password and the default bind, only loopback clients.

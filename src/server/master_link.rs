@@ -476,61 +476,12 @@ impl Core {
         let local = socket.local_addr().ok().and_then(|a| a.as_socket());
         self.shared.connected_clients.fetch_add(1, Ordering::AcqRel);
         let fd = socket.into_raw_fd();
-        let slot = match self.free_slots.pop() {
-            Some(slot) => slot,
-            None => {
-                self.conns.push(None);
-                self.generations.push(0);
-                (self.conns.len() - 1) as u32
-            }
-        };
-        let generation = (self.generations[slot as usize] + 1) & 0xff_ffff;
-        self.generations[slot as usize] = generation;
-        let token = ((generation as u64) << 32) | slot as u64;
-        let info = Arc::new(ClientInfo {
-            id: self.shared.next_client_id(),
-            core: self.id,
-            conn: token,
-            fd,
-            addr: peer.map(|a| a.to_string()).unwrap_or_default(),
-            laddr: local.map(|a| a.to_string()).unwrap_or_default(),
-            created: std::time::Instant::now(),
-            name: Default::default(),
-            lib_name: Default::default(),
-            last_interaction_ms: unix_time_ms().into(),
-            db: 0.into(),
-            subscriptions: 0.into(),
-            pattern_subscriptions: 0.into(),
-            in_multi: (-1).into(),
-            query_buffer: 0.into(),
-            output_memory: 0.into(),
-            resp: 2.into(),
-            kind: parking_lot::Mutex::new(ClientKind::Master),
-            monitor: false.into(),
-            blocked: false.into(),
-            last_command: parking_lot::Mutex::new("NULL"),
-        });
-        let client_id = info.id;
-        let mut client = ClientState::new(info, true);
-        client.is_master = true;
-        self.conns[slot as usize] = Some(Conn {
-            fd,
-            generation,
-            inbuf: Vec::new(),
-            read_pos: 0,
-            recv_in_flight: false,
-            sending: Vec::new(),
-            send_offset: 0,
-            send_in_flight: false,
-            out: Reply::new(Resp::V2),
-            client,
-            closing: false,
-            soft_limit_since: None,
-            input_paused: false,
-            peer_closed: false,
-            replica: None,
-        });
-        (slot, client_id)
+        let slot = self.insert_conn(fd, peer, local, ClientKind::Master, true);
+        let conn = self.conns[slot as usize]
+            .as_mut()
+            .expect("insert_conn filled the slot");
+        conn.client.is_master = true;
+        (slot, conn.client.id)
     }
 
     // ---------------------------------------------------------------------------------------

@@ -185,6 +185,44 @@ pub struct ClientInfo {
     pub last_command: Mutex<&'static str>,
 }
 
+impl ClientInfo {
+    /// A fresh client: database 0, RESP2, no name, no subscriptions. `conn` is the owning
+    /// core's connection token, `fd` -1 for internal clients (AOF loading, tests).
+    pub fn new(
+        id: u64,
+        core: usize,
+        conn: u64,
+        fd: i32,
+        addr: String,
+        laddr: String,
+        kind: ClientKind,
+    ) -> ClientInfo {
+        ClientInfo {
+            id,
+            core,
+            conn,
+            fd,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            last_interaction_ms: AtomicU64::new(unix_time_ms()),
+            db: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            pattern_subscriptions: AtomicUsize::new(0),
+            in_multi: AtomicI64::new(-1),
+            query_buffer: AtomicUsize::new(0),
+            output_memory: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            kind: Mutex::new(kind),
+            monitor: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            last_command: Mutex::new("NULL"),
+        }
+    }
+}
+
 /// Slots of a [`Counter`]; threads share them round robin.
 const COUNTER_SLOTS: usize = 8;
 

@@ -26,29 +26,15 @@ fn payload() -> Vec<u8> {
 fn run(store: &mut Store, args: &[&[u8]]) -> (String, String) {
     let config = Config::default();
     let shared = Shared::new(Config::default(), 1).expect("shared state");
-    let info = ClientInfo {
-        id: 1,
-        core: 0,
-        conn: 0,
-        fd: -1,
-        addr: String::new(),
-        laddr: String::new(),
-        created: std::time::Instant::now(),
-        name: Default::default(),
-        lib_name: Default::default(),
-        last_interaction_ms: 0.into(),
-        db: 0.into(),
-        subscriptions: 0.into(),
-        pattern_subscriptions: 0.into(),
-        in_multi: (-1).into(),
-        query_buffer: 0.into(),
-        output_memory: 0.into(),
-        resp: 2.into(),
-        kind: parking_lot::Mutex::new(ClientKind::Normal),
-        monitor: false.into(),
-        blocked: false.into(),
-        last_command: parking_lot::Mutex::new("NULL"),
-    };
+    let info = ClientInfo::new(
+        1,
+        0,
+        0,
+        -1,
+        String::new(),
+        String::new(),
+        ClientKind::Normal,
+    );
     let mut client = ClientState::new(Arc::new(info), true);
     let mut reply = Reply::new(Resp::V2);
     let mut ctx = Ctx {

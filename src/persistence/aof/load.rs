@@ -19,7 +19,6 @@
 //! and the file is left as it is.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -387,29 +386,15 @@ impl<'a> Replayer<'a> {
     fn new(shared: &'a Shared, config: &Config) -> Replayer<'a> {
         let mut config = config.clone();
         config.maxmemory = 0;
-        let info = Arc::new(ClientInfo {
-            id: u64::MAX,
-            core: 0,
-            conn: 0,
-            fd: -1,
-            addr: String::new(),
-            laddr: String::new(),
-            created: Instant::now(),
-            name: Default::default(),
-            lib_name: Default::default(),
-            last_interaction_ms: AtomicU64::new(0),
-            db: AtomicUsize::new(0),
-            subscriptions: AtomicUsize::new(0),
-            pattern_subscriptions: AtomicUsize::new(0),
-            in_multi: AtomicI64::new(-1),
-            query_buffer: AtomicUsize::new(0),
-            output_memory: AtomicUsize::new(0),
-            resp: AtomicUsize::new(2),
-            kind: parking_lot::Mutex::new(ClientKind::Normal),
-            monitor: AtomicBool::new(false),
-            blocked: AtomicBool::new(false),
-            last_command: parking_lot::Mutex::new("NULL"),
-        });
+        let info = Arc::new(ClientInfo::new(
+            u64::MAX,
+            0,
+            0,
+            -1,
+            String::new(),
+            String::new(),
+            ClientKind::Normal,
+        ));
         Replayer {
             shared,
             config,
