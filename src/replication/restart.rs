@@ -32,7 +32,9 @@
 //! one ID with different writes. Unlike Redis, whose fresh in-memory backlog only serves
 //! replicas that were exactly up to date, the whole ring is kept: lagging replicas continue
 //! too. A server that was a replica and now starts as a master is served the same way (its
-//! backlog and RDB carry its master's ID), which is exactly a promotion.
+//! backlog and RDB carry its master's ID), which is exactly a promotion. The ring keeps the
+//! size it was created with; a changed `repl-backlog-size` applies when it is next created.
+//! The `repl-backlog-ttl` clock starts at the restore: replicas have that long to come back.
 
 use std::path::Path;
 
