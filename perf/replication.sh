@@ -73,6 +73,10 @@ start_server() { # name role-dir -> "port pid", ready
   read -r port pid < <(start "$1" "$(binary_of "$1")" "$work/$1-$2" $(extra_args "$1"))
   wait_ready "$port" 30; echo "$port $pid"
 }
+replicaof() { # replica-port master-port: fails loudly if the server refuses (an old binary)
+  local reply; reply=$(redis-cli -p "$1" replicaof 127.0.0.1 "$2" 2>&1)
+  case "$reply" in OK*) ;; *) echo "REPLICAOF on $1 failed: $reply" >&2; exit 1 ;; esac
+}
 # synced MASTER REPLICA: link up and the replica has at least what the master had just before.
 synced() {
   local m r
@@ -120,7 +124,7 @@ if [ -n "$SIZES" ]; then
             bench=$!; echo "$bench" >> "$work/pids"; sleep 1
           fi
           t=$(now); window_end=$((SECONDS + LOAD_WINDOW))
-          redis-cli -p "$rport" replicaof 127.0.0.1 "$mport" >/dev/null
+          replicaof "$rport" "$mport"
           if [ "$load" = yes ]; then
             sync_s=$(wait_synced "$mport" "$rport" "$LOAD_WINDOW")
             [ "$sync_s" = - ] || sync_s=$(awk -v s="$sync_s" 'BEGIN { printf "%.2f", s }')
@@ -158,7 +162,7 @@ for name in redis ringkv; do
     if [ "$count" -gt 0 ]; then
       read -r rport rpid < <(start_server "$name" "tp-replica-$count")
       replicas+=("$rpid")
-      redis-cli -p "$rport" replicaof 127.0.0.1 "$mport" >/dev/null
+      replicaof "$rport" "$mport"
       [ "$(wait_synced "$mport" "$rport" 60)" != - ] || { echo "$name replica $count did not sync" >&2; exit 1; }
     fi
     for pipeline in 16 1; do
@@ -189,7 +193,7 @@ for name in redis ringkv; do
   read -r mport mpid < <(start_server "$name" ps-master)
   read -r rport rpid < <(start_server "$name" ps-replica)
   redis-cli -p "$mport" debug populate 100000 key "$VALUE_SIZE" >/dev/null
-  redis-cli -p "$rport" replicaof 127.0.0.1 "$mport" >/dev/null
+  replicaof "$rport" "$mport"
   [ "$(wait_synced "$mport" "$rport" 60)" != - ] || { echo "$name replica did not sync" >&2; exit 1; }
   partial0=$(info "$mport" stats sync_partial_ok); full0=$(info "$mport" stats sync_full)
   t=$(now)
