@@ -1415,6 +1415,9 @@ pub const IMPLEMENTED: &[&str] = &[
     "rdbchecksum",
     "stop-writes-on-bgsave-error",
     "latency-tracking",
+    "no-appendfsync-on-rewrite",
+    "aof-timestamp-enabled",
+    "aof-disable-auto-gc",
     "aof-load-truncated",
     "aof-use-rdb-preamble",
     "auto-aof-rewrite-percentage",
@@ -1571,6 +1574,12 @@ pub struct Config {
     pub rdb_key_save_delay: i64,
     /// Microseconds slept per key loaded, for tests (`key-load-delay`, 0).
     pub key_load_delay: i64,
+    /// No background fsync of the AOF while a fork child runs (`no-appendfsync-on-rewrite`, no).
+    pub no_appendfsync_on_rewrite: bool,
+    /// Write `#TS:` annotations into the AOF (`aof-timestamp-enabled`, no).
+    pub aof_timestamp_enabled: bool,
+    /// Keep AOF history files after a rewrite (`aof-disable-auto-gc`, no).
+    pub aof_disable_auto_gc: bool,
     /// Per-command latency tracking (`latency-tracking`, yes; not used by ringkv).
     pub latency_tracking: bool,
     /// Absolute path of the loaded config file, for `CONFIG REWRITE` and INFO `config_file`.
@@ -1640,6 +1649,9 @@ impl Default for Config {
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             rdb_key_save_delay: 0,
             key_load_delay: 0,
+            no_appendfsync_on_rewrite: false,
+            aof_timestamp_enabled: false,
+            aof_disable_auto_gc: false,
             latency_tracking: true,
             config_file: None,
             accepted_values: BTreeMap::new(),
@@ -2139,6 +2151,9 @@ impl Config {
             "rdb-del-sync-files" => self.rdb_del_sync_files = yes,
             "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error = yes,
             "latency-tracking" => self.latency_tracking = yes,
+            "no-appendfsync-on-rewrite" => self.no_appendfsync_on_rewrite = yes,
+            "aof-timestamp-enabled" => self.aof_timestamp_enabled = yes,
+            "aof-disable-auto-gc" => self.aof_disable_auto_gc = yes,
             "aof-load-truncated" => self.aof_load_truncated = yes,
             "aof-use-rdb-preamble" => self.aof_use_rdb_preamble = yes,
             "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage = unsigned(number()),
@@ -2391,6 +2406,9 @@ impl Config {
             "rdb-del-sync-files" => bool_text(self.rdb_del_sync_files),
             "stop-writes-on-bgsave-error" => bool_text(self.stop_writes_on_bgsave_error),
             "latency-tracking" => bool_text(self.latency_tracking),
+            "no-appendfsync-on-rewrite" => bool_text(self.no_appendfsync_on_rewrite),
+            "aof-timestamp-enabled" => bool_text(self.aof_timestamp_enabled),
+            "aof-disable-auto-gc" => bool_text(self.aof_disable_auto_gc),
             "aof-load-truncated" => bool_text(self.aof_load_truncated),
             "aof-use-rdb-preamble" => bool_text(self.aof_use_rdb_preamble),
             "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage.to_string(),

@@ -279,11 +279,10 @@ impl Aof {
     }
 
     fn refresh_settings(&mut self, config: &Config) {
-        let yes = |name: &str| config.value_of(name).as_deref() == Some("yes");
         self.settings = Settings {
             fsync: config.appendfsync,
-            no_fsync_on_rewrite: yes("no-appendfsync-on-rewrite"),
-            timestamps: yes("aof-timestamp-enabled"),
+            no_fsync_on_rewrite: config.no_appendfsync_on_rewrite,
+            timestamps: config.aof_timestamp_enabled,
         };
     }
 
@@ -714,9 +713,7 @@ fn open_incr(path: &Path, truncate: bool) -> std::io::Result<(File, u64)> {
 /// Deletes the history files the manifest lists and writes the manifest without them (Redis'
 /// `aofDelHistoryFiles`). The unlinks run on a helper thread: a large file can take a while.
 fn delete_history(config: &Config, aof: &mut Aof) {
-    if aof.manifest.history.is_empty()
-        || config.value_of("aof-disable-auto-gc").as_deref() == Some("yes")
-    {
+    if aof.manifest.history.is_empty() || config.aof_disable_auto_gc {
         return;
     }
     let dir = dir_path(config);
