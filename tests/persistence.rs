@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::workload::{apply, commands, digest};
-use support::{run, start_must_fail, Server};
+use support::{query, run, start_must_fail, Server};
 
 fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> String {
     let text: String = redis::cmd("INFO").arg(section).query(con).unwrap();
@@ -29,15 +29,6 @@ fn wait_bgsave_done(con: &mut redis::Connection, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
 }
 
 fn error_of(con: &mut redis::Connection, args: &[&str]) -> String {

@@ -9,19 +9,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{workload, Server};
-
-/// Polls `check` every 50 ms until it is true or `timeout` passes; panics with `what`.
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
+use support::{field, field_u64, query, wait_caught_up, wait_for, workload, Server};
 
 fn info(server: &Server, section: &str) -> String {
     let mut con = server.client();
@@ -37,18 +25,6 @@ fn fields(text: &str) -> Vec<(String, String)> {
             (k.to_string(), v.trim().to_string())
         })
         .collect()
-}
-
-fn field(server: &Server, section: &str, name: &str) -> String {
-    fields(&info(server, section))
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("INFO {section} has no {name}"))
-}
-
-fn field_u64(server: &Server, section: &str, name: &str) -> u64 {
-    field(server, section, name).parse().unwrap()
 }
 
 /// The `slaveN` entries of a master's INFO replication, as maps.
@@ -82,25 +58,6 @@ fn wait_online(master: &Server, count: usize) {
             replicas.len() == count && replicas.iter().all(|r| r["state"] == "online")
         },
     );
-}
-
-/// Waits until the replica has applied everything the master produced.
-fn wait_caught_up(master: &Server, replica: &Server) {
-    wait_for(
-        "the replica to reach the master offset",
-        Duration::from_secs(30),
-        || {
-            let target = field_u64(master, "replication", "master_repl_offset");
-            let link_up = field(replica, "replication", "master_link_status") == "up";
-            link_up && field_u64(replica, "replication", "slave_repl_offset") == target
-        },
-    );
-}
-
-fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    support::run(con, args)
-        .and_then(|v| redis::from_redis_value(&v))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 /// Commands with relative TTLs and keys that expire during the test: the master must

@@ -13,19 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::workload::{apply, commands};
-use support::{free_port, redis_program, run, Server};
+use support::{free_port, query, redis_program, run, Server};
 
 /// How long a sync may take on a loaded 2-core machine before a test gives up.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
 
 fn info(con: &mut redis::Connection, section: &str) -> String {
     query(con, &["INFO", section])

@@ -7,46 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{workload, Server};
-
-/// Polls `check` every 50 ms until it is true or `timeout` passes; panics with `what`.
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-fn field(server: &Server, section: &str, name: &str) -> String {
-    let mut con = server.client();
-    let text: String = redis::cmd("INFO").arg(section).query(&mut con).unwrap();
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| panic!("INFO {section} has no {name}:\n{text}"))
-}
-
-fn field_u64(server: &Server, section: &str, name: &str) -> u64 {
-    field(server, section, name).parse().unwrap()
-}
-
-/// Waits until the replica's link is up and it applied everything the master produced.
-fn wait_caught_up(master: &Server, replica: &Server) {
-    wait_for(
-        "the replica to reach the master offset",
-        Duration::from_secs(30),
-        || {
-            let target = field_u64(master, "replication", "master_repl_offset");
-            field(replica, "replication", "master_link_status") == "up"
-                && field_u64(replica, "replication", "slave_repl_offset") == target
-        },
-    );
-}
+use support::{field, field_u64, wait_caught_up, wait_for, workload, Server};
 
 /// A ringkv master with one ringkv replica, the workload applied and replicated.
 fn master_and_replica() -> (Server, Server) {

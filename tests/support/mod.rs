@@ -284,6 +284,54 @@ impl Drop for Server {
     }
 }
 
+/// Runs a command that must succeed and converts its reply (panics naming the command).
+pub fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    run(con, args)
+        .and_then(|v| redis::from_redis_value(&v))
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes; panics with `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// One `name:value` field of `INFO <section>` (panics if absent).
+pub fn field(server: &Server, section: &str, name: &str) -> String {
+    let mut con = server.client();
+    let text: String = redis::cmd("INFO").arg(section).query(&mut con).unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("INFO {section} has no {name}:\n{text}"))
+}
+
+/// [`field`] as a number.
+pub fn field_u64(server: &Server, section: &str, name: &str) -> u64 {
+    field(server, section, name).parse().unwrap()
+}
+
+/// Waits until the replica's link is up and it applied everything the master produced.
+pub fn wait_caught_up(master: &Server, replica: &Server) {
+    wait_for(
+        "the replica to reach the master offset",
+        Duration::from_secs(30),
+        || {
+            let target = field_u64(master, "replication", "master_repl_offset");
+            field(replica, "replication", "master_link_status") == "up"
+                && field_u64(replica, "replication", "slave_repl_offset") == target
+        },
+    );
+}
+
 /// Starts ringkv in `dir` expecting it to refuse to start; returns (exit code, stderr, log).
 pub fn start_must_fail(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let log_path = dir.join("server.log");
