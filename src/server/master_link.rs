@@ -616,24 +616,39 @@ impl Core {
         }
     }
 
+    /// The master's next reply line, taken out of the link's buffer; `None` while no whole
+    /// line has arrived, or when a line runs past [`REPLY_LINE_MAX`]: then `overflow` is
+    /// logged and the link aborted (retried at once with `reconnect_now`).
+    fn link_next_line(
+        &mut self,
+        slot: u32,
+        overflow: &str,
+        reconnect_now: bool,
+    ) -> Option<Vec<u8>> {
+        let conn = self.conns.get_mut(slot as usize)?.as_mut()?;
+        match take_line(conn) {
+            Ok(Some(line)) => {
+                compact(conn);
+                Some(line)
+            }
+            Ok(None) => None,
+            Err(()) => {
+                log!(Warning, "{overflow}");
+                self.master_link_abort(reconnect_now);
+                None
+            }
+        }
+    }
+
     /// One handshake reply. Returns true if a reply was handled.
     fn link_handshake_step(&mut self, slot: u32) -> bool {
-        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+        let Some(line) = self.link_next_line(
+            slot,
+            "Master did not respond to command during SYNC handshake",
+            false,
+        ) else {
             return false;
         };
-        let line = match take_line(conn) {
-            Ok(Some(line)) => line,
-            Ok(None) => return false,
-            Err(()) => {
-                log!(
-                    Warning,
-                    "Master did not respond to command during SYNC handshake"
-                );
-                self.master_link_abort(false);
-                return false;
-            }
-        };
-        compact(conn);
         let settings = HandshakeSettings::from_config(
             &self.config,
             self.shared.bound_port.load(Ordering::Relaxed) as u16,
@@ -726,22 +741,13 @@ impl Core {
 
     /// The line before the snapshot. Returns true if one was handled.
     fn link_bulk_header_step(&mut self, slot: u32) -> bool {
-        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+        let Some(line) = self.link_next_line(
+            slot,
+            &format!("Bad protocol from MASTER, the first byte is not '$' (we received a line of more than {REPLY_LINE_MAX} bytes), are you sure the host and port are right?"),
+            true,
+        ) else {
             return false;
         };
-        let line = match take_line(conn) {
-            Ok(Some(line)) => line,
-            Ok(None) => return false,
-            Err(()) => {
-                log!(
-                    Warning,
-                    "Bad protocol from MASTER, the first byte is not '$' (we received a line of more than {REPLY_LINE_MAX} bytes), are you sure the host and port are right?"
-                );
-                self.master_link_abort(true);
-                return false;
-            }
-        };
-        compact(conn);
         let now = unix_time_ms();
         let end = match replica::parse_bulk_header(&line) {
             BulkHeader::KeepAlive => None,
