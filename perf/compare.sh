@@ -27,16 +27,12 @@ done
 cargo build --release --quiet
 RINGKV=target/release/ringkv-server
 work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 start() { # name binary extra-args...
   local port; port=$(free_port)
   "${SERVER_CPU[@]}" "$2" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" "${@:3}" >"$work/$1.log" 2>&1 &
-  pids+=($!); wait_ready "$port"; echo "$port $!"
+  track $!; wait_ready "$port" 10; echo "$port $!"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 

@@ -32,21 +32,8 @@ cargo build --release --quiet
 RINGKV=target/release/ringkv-server
 REDIS=$(command -v redis-server)
 work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { # port, max seconds
-  local deadline=$((SECONDS + ${2:-600}))
-  while [ $SECONDS -lt $deadline ]; do
-    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.01
-  done
-  echo "server on $1 did not answer" >&2; exit 1
-}
-info() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v k="$3" '$1 == k { print $2 }'; }
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 wait_bgsave() { # port: until the child is reaped (bounded)
   local deadline=$((SECONDS + 1200))
   while [ "$(info "$1" persistence rdb_bgsave_in_progress)" != 0 ]; do
@@ -58,7 +45,7 @@ start() { # name binary dir extra... -> "port pid"
   local port; port=$(free_port)
   "$2" --port "$port" --bind 127.0.0.1 --save "" --dir "$3" --enable-debug-command yes \
     --logfile "$3/$1.log" "${@:4}" >/dev/null 2>&1 &
-  pids+=($!); echo "$port $!"
+  track $!; echo "$port $!"
 }
 stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; wait "$2" 2>/dev/null || true; }
 extra_args() { [ "$1" = ringkv ] && echo "--server-threads $THREADS" || true; }
@@ -80,7 +67,7 @@ for gb in $SIZES; do
     rdb_mb=$(( $(stat -c %s "$dir/dump.rdb") / 1048576 ))
     # Copy-on-write under a write load.
     redis-benchmark -p "$port" -t set -P 16 -c 50 -n 100000000 -r "$keys" -d "$VALUE_SIZE" -q >/dev/null 2>&1 &
-    bench=$!
+    bench=$!; track "$bench"
     sleep 2
     redis-cli -p "$port" bgsave >/dev/null; wait_bgsave "$port"
     kill "$bench" 2>/dev/null || true; wait "$bench" 2>/dev/null || true

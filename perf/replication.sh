@@ -37,28 +37,14 @@ done
 if [ -z "${RINGKV:-}" ]; then cargo build --release --quiet; RINGKV=target/release/ringkv-server; fi
 REDIS=$(command -v redis-server)
 work=$(mktemp -d)
-# Every process started is recorded here by PID (start runs in a subshell, so not an array).
-cleanup() { while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$work/pids"; rm -rf "$work"; }
-: > "$work/pids"
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { # port, max seconds
-  local deadline=$((SECONDS + ${2:-600}))
-  while [ $SECONDS -lt $deadline ]; do
-    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.01
-  done
-  echo "server on $1 did not answer" >&2; exit 1
-}
-info() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v k="$3" '$1 == k { print $2 }'; }
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 start() { # name binary dir extra... -> "port pid"
   local port; port=$(free_port)
   mkdir -p "$3"
   "$2" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$3" --enable-debug-command yes \
     --logfile "$3/$1.log" "${@:4}" >/dev/null 2>&1 &
-  echo $! >> "$work/pids"; echo "$port $!"
+  track $!; echo "$port $!"
 }
 stop() { # name pid: SIGTERM, wait (bounded) for it to be gone, then SIGKILL
   kill "$2" 2>/dev/null || true
@@ -121,7 +107,7 @@ if [ -n "$SIZES" ]; then
           bench=
           if [ "$load" = yes ]; then
             redis-benchmark -p "$mport" -t set -P 16 -c 50 -n 2000000000 -r "$keys" -d "$VALUE_SIZE" -q >/dev/null 2>&1 &
-            bench=$!; echo "$bench" >> "$work/pids"; sleep 1
+            bench=$!; track "$bench"; sleep 1
           fi
           t=$(now); window_end=$((SECONDS + LOAD_WINDOW))
           replicaof "$rport" "$mport"
