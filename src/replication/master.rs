@@ -52,6 +52,7 @@
 
 pub mod commands;
 pub mod limits;
+pub mod resume;
 
 use std::fs::File;
 use std::sync::Arc;
@@ -86,6 +87,9 @@ pub struct ReplicaHello {
     pub rdb_only: bool,
     /// `rdb-no-compress 1` (ringkv's own): the snapshot should skip LZF compression.
     pub no_compress: bool,
+    /// `rdb-resume` (ringkv's own): the broken transfer this replica wants to resume,
+    /// accepted when it was announced.
+    pub resume: Option<resume::ResumeRequest>,
     /// Became a replica (`PSYNC`/`SYNC` accepted): later `SYNC`s are ignored.
     pub registered: bool,
     /// Set by `PSYNC`/`SYNC` for the owning core to take over the connection after the batch.
@@ -100,6 +104,13 @@ pub enum Handoff {
     /// `+FULLRESYNC` was queued, or will be when a snapshot starts: wait for the file
     /// ([`ReplicaEvent::SendSnapshot`]) and send `\n` keep-alives meanwhile.
     AwaitSnapshot,
+    /// `+RESUME` was queued: send the rest of the snapshot file, from byte `from`, then go
+    /// online ([`resume`]).
+    Resume {
+        file: Arc<File>,
+        len: u64,
+        from: u64,
+    },
 }
 
 /// A replica's state, as INFO `slaveN:...,state=` reports it.
@@ -185,6 +196,8 @@ pub fn replica_name(ip: &str, listening_port: i64) -> String {
 #[derive(Debug, Clone)]
 pub struct SyncSnapshot {
     pub pid: i32,
+    /// Replication ID at the fork (with `offset`, the history the file belongs to).
+    pub replid: String,
     /// Master offset at the fork: what `+FULLRESYNC` reports.
     pub offset: u64,
     /// Written without LZF (`REPLCONF rdb-no-compress`).
@@ -228,6 +241,8 @@ pub struct MasterSide {
     pub replicas: Vec<Replica>,
     /// The snapshot child running for replicas, if any.
     pub snapshot: Option<SyncSnapshot>,
+    /// The last snapshot made for replicas, kept so a broken transfer can resume.
+    pub retained: Option<resume::RetainedSnapshot>,
     pub stats: SyncStats,
     /// Clients blocked in WAIT, in arrival order.
     pub waiting: Vec<WaitingClient>,
@@ -253,6 +268,7 @@ impl Default for MasterSide {
         MasterSide {
             replicas: Vec::new(),
             snapshot: None,
+            retained: None,
             stats: SyncStats::default(),
             waiting: Vec::new(),
             no_replicas_since: unix_time_ms() / 1000,
@@ -504,6 +520,7 @@ fn start_snapshot(
             log!(Notice, "Background saving started by pid {pid}");
             store.replication.master_side.snapshot = Some(SyncSnapshot {
                 pid,
+                replid: store.replication.replid.clone(),
                 offset,
                 no_compress,
             });
@@ -611,6 +628,17 @@ pub fn snapshot_finished(shared: &Shared, store: &mut Store, pid: i32, ok: bool)
         log!(Warning, "SYNC failed. BGSAVE child returned an error");
         None
     };
+    if let Some((file, len)) = &file {
+        resume::retain(
+            side,
+            &snapshot.replid,
+            snapshot.offset,
+            file,
+            *len,
+            unix_time_ms(),
+            config.repl_resume_snapshot_ttl_secs,
+        );
+    }
     for replica in &mut side.replicas {
         if replica.state != ReplicaState::WaitBgsaveEnd
             || replica.stream_start != snapshot.offset + 1
@@ -851,6 +879,7 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
         );
     }
 
+    resume::expire(&mut store.replication, now_ms);
     let side = &mut store.replication.master_side;
     side.refresh_good_replicas(config.min_replicas_max_lag_secs, now);
 }

@@ -20,6 +20,11 @@
 //!   │                              └── link lost: the master's history is cached ─┘
 //! ```
 //!
+//! With a broken transfer to resume ([`ReplicaSide::resumable`]), `ReceiveCapa` sends
+//! `REPLCONF rdb-resume ...` first and waits in `ReceiveResume`; a master answering the PSYNC
+//! with `+RESUME` then sends only the rest of that snapshot into the kept temp file
+//! ([`crate::replication::master::resume`] has the protocol).
+//!
 //! `Transfer` receives the snapshot (`$<len>` or diskless `$EOF:<mark>` framing) into a temp
 //! file, then a helper thread loads it into a fresh keyspace while the old one keeps serving
 //! reads (`replica-serve-stale-data yes`); the swap happens under the keyspace lock. In
@@ -46,6 +51,7 @@
 
 use std::fmt::Write as _;
 
+use super::master::resume::ResumeRequest;
 use super::state::{ReplicationState, NO_REPLID};
 use crate::command::{flags, CmdError, CmdResult, Ctx};
 use crate::config::Config;
@@ -80,6 +86,9 @@ pub enum LinkState {
     ReceiveIp,
     /// Waiting for the reply to `REPLCONF capa eof capa psync2`.
     ReceiveCapa,
+    /// Waiting for the reply to `REPLCONF rdb-resume` (only with a broken transfer to
+    /// resume, see [`ReplicaSide::resumable`]).
+    ReceiveResume,
     /// About to send `PSYNC` (transient, inside one step).
     SendPsync,
     /// `PSYNC` sent; waiting for `+FULLRESYNC`, `+CONTINUE` or an error.
@@ -101,6 +110,7 @@ impl LinkState {
                 | LinkState::ReceivePort
                 | LinkState::ReceiveIp
                 | LinkState::ReceiveCapa
+                | LinkState::ReceiveResume
                 | LinkState::SendPsync
                 | LinkState::ReceivePsync
         )
@@ -176,6 +186,10 @@ pub struct ReplicaSide {
     pub cached: Option<MasterHistory>,
     /// `+FULLRESYNC <replid> <offset>` being served; `None` with legacy SYNC.
     pub fullresync: Option<(String, i64)>,
+    /// A snapshot transfer that broke, whose first bytes core 0 kept in the temp file: the
+    /// next handshake asks the master to send only the rest (ringkv's own, see
+    /// [`crate::replication::master::resume`]).
+    pub resumable: Option<ResumeRequest>,
     pub transfer: TransferProgress,
     /// Unix ms of the last handshake progress (connect, replies), for `repl-timeout`.
     pub handshake_last_io_ms: u64,
@@ -249,6 +263,9 @@ pub enum Reaction {
     /// `+CONTINUE`: the stream resumes after the cached offset (a new replication ID when the
     /// master changed it).
     Continue { new_replid: Option<String> },
+    /// `+RESUME`: the rest of the broken transfer follows, as `$<bytes left>`; the kept
+    /// temp file continues.
+    Resume,
     /// This attempt failed (the reason is logged): close the link and retry later.
     Fail,
 }
@@ -338,23 +355,32 @@ impl ReplicaSide {
                         "(Non critical) Master does not understand REPLCONF capa: {text}"
                     );
                 }
-                self.state = LinkState::SendPsync;
-                let (replid, offset) = self.psync_request();
-                if self.cached.is_some() {
+                if let Some(request) = &self.resumable {
                     log!(
                         Notice,
-                        "Trying a partial resynchronization (request {replid}:{offset})."
+                        "Asking the master to resume the broken snapshot transfer at byte {} of {}",
+                        request.received,
+                        request.size
                     );
-                } else {
-                    log!(
-                        Notice,
-                        "Partial resynchronization not possible (no cached master)"
+                    let mut bytes = Vec::new();
+                    super::propagate::encode(
+                        &mut bytes,
+                        &["REPLCONF", "rdb-resume", &request.encode()],
                     );
+                    self.state = LinkState::ReceiveResume;
+                    return Reaction::Send(bytes);
                 }
-                let mut bytes = Vec::new();
-                super::propagate::encode(&mut bytes, &["PSYNC", &replid, &offset]);
-                self.state = LinkState::ReceivePsync;
-                Reaction::Send(bytes)
+                self.send_psync()
+            }
+            LinkState::ReceiveResume => {
+                if is_error {
+                    log!(
+                        Notice,
+                        "The master can't resume the broken snapshot transfer: {text}"
+                    );
+                    self.resumable = None;
+                }
+                self.send_psync()
             }
             LinkState::ReceivePsync => self.on_psync_reply(reply, &text, now_ms),
             _ => {
@@ -368,10 +394,59 @@ impl ReplicaSide {
         }
     }
 
+    /// Sends `PSYNC` for the cached history (or `PSYNC ? -1`).
+    fn send_psync(&mut self) -> Reaction {
+        {
+            self.state = LinkState::SendPsync;
+            let (replid, offset) = self.psync_request();
+            if self.cached.is_some() {
+                log!(
+                    Notice,
+                    "Trying a partial resynchronization (request {replid}:{offset})."
+                );
+            } else {
+                log!(
+                    Notice,
+                    "Partial resynchronization not possible (no cached master)"
+                );
+            }
+            let mut bytes = Vec::new();
+            super::propagate::encode(&mut bytes, &["PSYNC", &replid, &offset]);
+            self.state = LinkState::ReceivePsync;
+            Reaction::Send(bytes)
+        }
+    }
+
     fn on_psync_reply(&mut self, reply: &[u8], text: &str, now_ms: u64) -> Reaction {
         if reply.is_empty() {
             // Newlines the master sends to keep the link alive before it answers.
             return Reaction::Wait;
+        }
+        // Whatever the answer, the partial file is useless unless it is `+RESUME` for it.
+        let resumable = self.resumable.take();
+        if reply.starts_with(b"+RESUME ") {
+            let granted = parse_resume(reply);
+            let Some(request) =
+                resumable.filter(|r| granted == Some((r.replid.clone(), r.offset, r.received)))
+            else {
+                log!(
+                    Warning,
+                    "Master resumed a snapshot transfer this replica did not ask for: {text}"
+                );
+                return Reaction::Fail;
+            };
+            log!(
+                Notice,
+                "Resuming the snapshot transfer from master: {}:{} at byte {}",
+                request.replid,
+                request.offset,
+                request.received
+            );
+            self.fullresync = Some((request.replid.clone(), request.offset as i64));
+            self.begin_transfer(now_ms);
+            self.transfer.size = request.size as i64;
+            self.transfer.read = request.received;
+            return Reaction::Resume;
         }
         if reply.starts_with(b"+FULLRESYNC") {
             self.fullresync = match parse_fullresync(reply) {
@@ -452,6 +527,47 @@ fn handshake_commands(settings: &HandshakeSettings) -> Vec<u8> {
     }
     super::propagate::encode(&mut bytes, &["REPLCONF", "capa", "eof", "capa", "psync2"]);
     bytes
+}
+
+/// `+RESUME <replid> <offset> <received>` → the request it grants (size left unknown: 0
+/// here, the caller compares the rest).
+fn parse_resume(reply: &[u8]) -> Option<(String, u64, u64)> {
+    let text = std::str::from_utf8(reply).ok()?;
+    let mut words = text.split(' ');
+    if words.next()? != "+RESUME" {
+        return None;
+    }
+    let replid = words.next()?.to_string();
+    let offset = words.next()?.parse().ok()?;
+    let received = words.next()?.parse().ok()?;
+    words.next().is_none().then_some((replid, offset, received))
+}
+
+/// The link broke while receiving a `$<len>` snapshot with `received` bytes in the temp
+/// file: remembers it for a resume, and returns whether core 0 must keep the file.
+pub fn keep_for_resume(side: &mut ReplicaSide, received: u64) -> bool {
+    let keep = match (&side.fullresync, side.state) {
+        (Some((replid, offset)), LinkState::Transfer)
+            if !side.transfer.loading
+                && *offset >= 0
+                && side.transfer.size > 0
+                && received > 0
+                && received < side.transfer.size as u64 =>
+        {
+            side.resumable = Some(ResumeRequest {
+                replid: replid.clone(),
+                offset: *offset as u64,
+                size: side.transfer.size as u64,
+                received,
+            });
+            true
+        }
+        _ => false,
+    };
+    if !keep {
+        side.resumable = None;
+    }
+    keep
 }
 
 /// `+FULLRESYNC <40-char replid> <offset>` → (replid, offset).
@@ -661,6 +777,7 @@ pub fn set_master(store: &mut Store, host: &str, port: u16) {
     side.state = LinkState::Connect;
     side.connect_now = true;
     side.fullresync = None;
+    side.resumable = None;
     side.transfer = TransferProgress::default();
     if was_master {
         if side.cached.take().is_some() {
@@ -690,6 +807,7 @@ pub fn unset_master(store: &mut Store) {
     side.state = LinkState::None;
     side.connect_now = false;
     side.fullresync = None;
+    side.resumable = None;
     side.transfer = TransferProgress::default();
     side.down_since_ms = 0;
     shift_replication_id(&mut store.replication);
@@ -1229,6 +1347,71 @@ mod tests {
         };
         let expected = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$4\r\n1235\r\n");
         assert_eq!(psync, expected.as_bytes());
+    }
+
+    #[test]
+    fn a_broken_transfer_is_kept_and_resumed_only_when_the_master_grants_it() {
+        let mut side = side_in(LinkState::ReceivePsync);
+        let full = format!("+FULLRESYNC {ID_B} 777");
+        assert_eq!(
+            side.on_handshake_reply(full.as_bytes(), &settings(false), 1),
+            Reaction::FullResync
+        );
+        side.transfer.size = 1000;
+        // Nothing received, or everything: nothing to resume.
+        assert!(!keep_for_resume(&mut side, 0));
+        assert!(!keep_for_resume(&mut side, 1000));
+        assert!(keep_for_resume(&mut side, 400));
+        let request = side.resumable.clone().unwrap();
+        assert_eq!(
+            (
+                request.replid.as_str(),
+                request.offset,
+                request.size,
+                request.received
+            ),
+            (ID_B, 777, 1000, 400)
+        );
+        // The next handshake asks for it before PSYNC.
+        side.state = LinkState::ReceiveCapa;
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+OK", &settings(false), 2) else {
+            panic!();
+        };
+        let value = format!("{ID_B}:777:1000:400");
+        assert!(String::from_utf8_lossy(&bytes).contains(&value));
+        assert_eq!(side.state, LinkState::ReceiveResume);
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+OK", &settings(false), 3) else {
+            panic!();
+        };
+        assert!(bytes.starts_with(b"*3\r\n$5\r\nPSYNC"));
+        // A grant for another byte is refused; the right one continues the transfer.
+        let mut wrong = side_in(LinkState::ReceivePsync);
+        wrong.resumable = side.resumable.clone();
+        let reply = format!("+RESUME {ID_B} 777 401");
+        assert_eq!(
+            wrong.on_handshake_reply(reply.as_bytes(), &settings(false), 4),
+            Reaction::Fail
+        );
+        let reply = format!("+RESUME {ID_B} 777 400");
+        assert_eq!(
+            side.on_handshake_reply(reply.as_bytes(), &settings(false), 4),
+            Reaction::Resume
+        );
+        assert_eq!(side.state, LinkState::Transfer);
+        assert_eq!((side.transfer.size, side.transfer.read), (1000, 400));
+        assert_eq!(side.fullresync, Some((ID_B.to_string(), 777)));
+        // A master that can't resume: the request is forgotten, PSYNC goes on as usual.
+        let mut refused = side_in(LinkState::ReceiveResume);
+        refused.resumable = Some(request);
+        let Reaction::Send(_) = refused.on_handshake_reply(
+            b"-ERR Unrecognized REPLCONF option: rdb-resume",
+            &settings(false),
+            5,
+        ) else {
+            panic!();
+        };
+        assert_eq!(refused.resumable, None);
+        assert_eq!(refused.state, LinkState::ReceivePsync);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use super::*;
@@ -56,6 +57,9 @@ const REPLICATION_CRON_MS: u64 = 1000;
 pub(super) struct ReplicaLink {
     current: Option<Link>,
     next_cron_ms: u64,
+    /// The temp file of a snapshot transfer that broke, kept while the keyspace's
+    /// `ReplicaSide::resumable` describes it (the next handshake asks to resume it).
+    kept: Option<TransferFile>,
 }
 
 /// One attempt to follow the master, made for one
@@ -123,10 +127,14 @@ struct TransferFile {
 
 impl TransferFile {
     fn create() -> std::io::Result<TransferFile> {
+        // A kept file from a broken transfer may exist beside a new one: the sequence number
+        // keeps their names apart.
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
         let path = PathBuf::from(format!(
-            "temp-{}.{}.rdb",
+            "temp-{}.{}.{}.rdb",
             unix_time_ms() / 1000,
-            std::process::id()
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -492,23 +500,62 @@ impl Core {
     /// that follows is not mistaken for a lost master). `reconnect_now` retries at the next
     /// tick instead of the next cron second.
     fn master_link_abort(&mut self, reconnect_now: bool) {
-        let Some(link) = self.replica_link.current.take() else {
+        let Some(mut link) = self.replica_link.current.take() else {
             return;
         };
+        // A `$<len>` payload cut short: its first bytes are kept for a resume.
+        let received = match &link.phase {
+            Phase::Open(Open {
+                stage: Stage::Payload(file, PayloadEnd::Length(_)),
+                ..
+            }) => Some(file.written),
+            _ => None,
+        };
+        let mut keep = false;
         {
             let mut store = self.shared.lock_store();
             if store.replication.replica_side.epoch == link.epoch {
+                if let Some(received) = received {
+                    keep = replica::keep_for_resume(&mut store.replication.replica_side, received);
+                }
                 replica::link_lost(&mut store, unix_time_ms(), reconnect_now);
+            }
+        }
+        if keep {
+            if let Phase::Open(open) = &mut link.phase {
+                if let Stage::Payload(file, _) =
+                    std::mem::replace(&mut open.stage, Stage::Handshake)
+                {
+                    log!(
+                        Notice,
+                        "Keeping the {} bytes of the snapshot received so far, to resume the transfer",
+                        file.written
+                    );
+                    if let Some(old) = self.replica_link.kept.replace(file) {
+                        old.discard();
+                    }
+                }
             }
         }
         self.master_link_dispose(link);
     }
 
-    /// Drops a link made for an older epoch (REPLICAOF changed): the state already moved on.
+    /// Deletes the kept partial snapshot unless the keyspace still wants it resumed.
+    fn master_link_sync_kept(&mut self, resumable: bool) {
+        if !resumable {
+            if let Some(file) = self.replica_link.kept.take() {
+                file.discard();
+            }
+        }
+    }
+
+    /// Drops a link made for an older epoch (REPLICAOF changed): the state already moved on,
+    /// and a kept partial snapshot belongs to the old master.
     fn master_link_drop(&mut self) {
         if let Some(link) = self.replica_link.current.take() {
             self.master_link_dispose(link);
         }
+        self.master_link_sync_kept(false);
     }
 
     /// Releases a link's resources: cancels a connect, closes the connection, removes a
@@ -665,6 +712,13 @@ impl Core {
             .replication
             .replica_side
             .on_handshake_reply(&line, &settings, now);
+        let resumable = store.replication.replica_side.resumable.is_some();
+        if reaction != Reaction::Resume && !resumable {
+            // Before any new temp file: the kept one goes unless a resume is still possible.
+            if let Some(file) = self.replica_link.kept.take() {
+                file.discard();
+            }
+        }
         match reaction {
             Reaction::Wait => true,
             Reaction::Send(bytes) => {
@@ -691,6 +745,22 @@ impl Core {
                             crate::config::os_error_text(&error)
                         );
                         self.master_link_abort(false);
+                        false
+                    }
+                }
+            }
+            Reaction::Resume => {
+                drop(store);
+                match self.replica_link.kept.take() {
+                    Some(file) => {
+                        if let Some((_, open)) = self.open_link() {
+                            open.stage = Stage::BulkHeader(file);
+                        }
+                        true
+                    }
+                    None => {
+                        log!(Warning, "The partial snapshot to resume is gone");
+                        self.master_link_abort(true);
                         false
                     }
                 }
@@ -779,12 +849,23 @@ impl Core {
                 Some(PayloadEnd::Mark(EofMark::new(mark)))
             }
         };
+        let already = match self.open_link() {
+            Some((
+                _,
+                Open {
+                    stage: Stage::BulkHeader(file),
+                    ..
+                },
+            )) => file.written,
+            _ => 0,
+        };
         {
             let mut store = self.shared.lock_store();
             let transfer = &mut store.replication.replica_side.transfer;
             transfer.last_io_ms = now;
             match &end {
-                Some(PayloadEnd::Length(len)) => transfer.size = *len as i64,
+                // A resumed transfer announces only the bytes left.
+                Some(PayloadEnd::Length(len)) => transfer.size = (*len + already) as i64,
                 Some(PayloadEnd::Mark(_)) => transfer.size = 0,
                 None => {}
             }
