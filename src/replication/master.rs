@@ -85,6 +85,9 @@ pub struct ReplicaHello {
     pub capa_psync2: bool,
     /// `rdb-only 1`: wants the snapshot and nothing after it (`redis-cli --rdb`).
     pub rdb_only: bool,
+    /// `snapshot-only 1` (ringkv's own): like `rdb-only`, because the replica takes the
+    /// stream through a second connection (see the module doc).
+    pub snapshot_only: bool,
     /// `rdb-no-compress 1` (ringkv's own): the snapshot should skip LZF compression.
     pub no_compress: bool,
     /// `rdb-resume` (ringkv's own): the broken transfer this replica wants to resume,
@@ -151,6 +154,7 @@ pub struct Replica {
     pub capa_eof: bool,
     pub capa_psync2: bool,
     pub rdb_only: bool,
+    pub snapshot_only: bool,
     pub no_compress: bool,
     /// Came with the old `SYNC`: no `+FULLRESYNC`, no ACKs expected.
     pub pre_psync: bool,
@@ -674,6 +678,14 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Op
     let now = unix_time_ms() / 1000;
     let replication = &mut store.replication;
     let replica = replication.master_side.find_mut(client_id)?;
+    if replica.snapshot_only {
+        log!(
+            Notice,
+            "Snapshot sent to replica {}, which takes the stream through its other connection",
+            replica.name()
+        );
+        return None;
+    }
     if replica.rdb_only {
         log!(
             Notice,
@@ -817,6 +829,8 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
                 }
                 timed_out
             }
+            // A snapshot-only connection is owed no stream: nothing waits in the backlog for it.
+            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk if replica.rdb_only => false,
             ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => {
                 // Its cursor waits in the backlog: overrun means a new full sync; the bytes
                 // owed count against the replica output-buffer limit.
@@ -990,6 +1004,7 @@ mod tests {
             capa_eof: true,
             capa_psync2: true,
             rdb_only: false,
+            snapshot_only: false,
             no_compress: false,
             pre_psync: false,
             state,

@@ -86,6 +86,9 @@ pub enum LinkState {
     ReceiveIp,
     /// Waiting for the reply to `REPLCONF capa eof capa psync2`.
     ReceiveCapa,
+    /// Waiting for the reply to `REPLCONF snapshot-only 1` (ringkv's own; sent unless a
+    /// split sync failed with this master, see [`ReplicaSide::split`]).
+    ReceiveSplit,
     /// Waiting for the reply to `REPLCONF rdb-resume` (only with a broken transfer to
     /// resume, see [`ReplicaSide::resumable`]).
     ReceiveResume,
@@ -110,6 +113,7 @@ impl LinkState {
                 | LinkState::ReceivePort
                 | LinkState::ReceiveIp
                 | LinkState::ReceiveCapa
+                | LinkState::ReceiveSplit
                 | LinkState::ReceiveResume
                 | LinkState::SendPsync
                 | LinkState::ReceivePsync
@@ -190,6 +194,13 @@ pub struct ReplicaSide {
     /// next handshake asks the master to send only the rest (ringkv's own, see
     /// [`crate::replication::master::resume`]).
     pub resumable: Option<ResumeRequest>,
+    /// The master accepted `REPLCONF snapshot-only 1` on this link: after `+FULLRESYNC` (or
+    /// `+RESUME`) the stream comes through a second connection, `PSYNC <replid> <offset+1>`,
+    /// received while the snapshot is transferred and loaded, so the master never holds it
+    /// for us (no resync loop under a heavy write load). Real Redis refuses the option.
+    pub split: bool,
+    /// A split sync failed: the next attempts use the one connection, as Redis does.
+    pub split_disabled: bool,
     pub transfer: TransferProgress,
     /// Unix ms of the last handshake progress (connect, replies), for `repl-timeout`.
     pub handshake_last_io_ms: u64,
@@ -308,7 +319,8 @@ impl ReplicaSide {
                     "Master replied to PING, replication can continue..."
                 );
                 self.state = LinkState::SendHandshake;
-                let bytes = handshake_commands(settings);
+                self.split = false;
+                let bytes = handshake_commands(settings, !self.split_disabled);
                 self.state = if settings.masterauth.is_some() {
                     LinkState::ReceiveAuth
                 } else {
@@ -355,22 +367,21 @@ impl ReplicaSide {
                         "(Non critical) Master does not understand REPLCONF capa: {text}"
                     );
                 }
-                if let Some(request) = &self.resumable {
+                if !self.split_disabled {
+                    self.state = LinkState::ReceiveSplit;
+                    return Reaction::Wait;
+                }
+                self.resume_or_psync()
+            }
+            LinkState::ReceiveSplit => {
+                self.split = !is_error;
+                if self.split {
                     log!(
                         Notice,
-                        "Asking the master to resume the broken snapshot transfer at byte {} of {}",
-                        request.received,
-                        request.size
+                        "The master sends snapshots on their own: a full sync will take the stream through a second connection"
                     );
-                    let mut bytes = Vec::new();
-                    super::propagate::encode(
-                        &mut bytes,
-                        &["REPLCONF", "rdb-resume", &request.encode()],
-                    );
-                    self.state = LinkState::ReceiveResume;
-                    return Reaction::Send(bytes);
                 }
-                self.send_psync()
+                self.resume_or_psync()
             }
             LinkState::ReceiveResume => {
                 if is_error {
@@ -391,6 +402,28 @@ impl ReplicaSide {
                 );
                 Reaction::Fail
             }
+        }
+    }
+
+    /// After the `REPLCONF` replies: asks to resume a broken transfer, or sends `PSYNC`.
+    fn resume_or_psync(&mut self) -> Reaction {
+        {
+            if let Some(request) = &self.resumable {
+                log!(
+                    Notice,
+                    "Asking the master to resume the broken snapshot transfer at byte {} of {}",
+                    request.received,
+                    request.size
+                );
+                let mut bytes = Vec::new();
+                super::propagate::encode(
+                    &mut bytes,
+                    &["REPLCONF", "rdb-resume", &request.encode()],
+                );
+                self.state = LinkState::ReceiveResume;
+                return Reaction::Send(bytes);
+            }
+            self.send_psync()
         }
     }
 
@@ -509,7 +542,7 @@ impl ReplicaSide {
 
 /// `AUTH`, `REPLCONF listening-port`, `REPLCONF ip-address` (when announced) and `REPLCONF
 /// capa eof capa psync2`, pipelined.
-fn handshake_commands(settings: &HandshakeSettings) -> Vec<u8> {
+fn handshake_commands(settings: &HandshakeSettings, split: bool) -> Vec<u8> {
     let mut bytes = Vec::new();
     if let Some(password) = &settings.masterauth {
         match &settings.masteruser {
@@ -526,7 +559,24 @@ fn handshake_commands(settings: &HandshakeSettings) -> Vec<u8> {
         super::propagate::encode(&mut bytes, &["REPLCONF", "ip-address", ip]);
     }
     super::propagate::encode(&mut bytes, &["REPLCONF", "capa", "eof", "capa", "psync2"]);
+    if split {
+        super::propagate::encode(&mut bytes, &["REPLCONF", "snapshot-only", "1"]);
+    }
     bytes
+}
+
+/// The commands that open the stream connection of a split sync: first `AUTH`, `REPLCONF
+/// listening-port`, [`REPLCONF ip-address`] and `REPLCONF capa`, pipelined; then, once their
+/// replies are in (a master refuses `PSYNC` with replies pending), `PSYNC <replid> <offset>`,
+/// which must be answered `+CONTINUE`.
+pub fn stream_handshake(
+    settings: &HandshakeSettings,
+    replid: &str,
+    offset: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut psync = Vec::new();
+    super::propagate::encode(&mut psync, &["PSYNC", replid, &offset.to_string()]);
+    (handshake_commands(settings, false), psync)
 }
 
 /// `+RESUME <replid> <offset> <received>` → the request it grants (size left unknown: 0
@@ -778,6 +828,8 @@ pub fn set_master(store: &mut Store, host: &str, port: u16) {
     side.connect_now = true;
     side.fullresync = None;
     side.resumable = None;
+    // A new master gets a split sync tried again.
+    side.split_disabled = false;
     side.transfer = TransferProgress::default();
     if was_master {
         if side.cached.take().is_some() {
@@ -1302,7 +1354,8 @@ mod tests {
             bytes,
             b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n\
 *3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n\
-*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n"
+*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n\
+*3\r\n$8\r\nREPLCONF\r\n$13\r\nsnapshot-only\r\n$1\r\n1\r\n"
         );
         assert_eq!(side.state, LinkState::ReceiveAuth);
         assert_eq!(
@@ -1315,12 +1368,55 @@ mod tests {
             side.on_handshake_reply(b"-ERR unknown", &settings(true), 3),
             Reaction::Wait
         );
-        let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(true), 4) else {
+        assert_eq!(
+            side.on_handshake_reply(b"+OK", &settings(true), 4),
+            Reaction::Wait
+        );
+        assert_eq!(side.state, LinkState::ReceiveSplit);
+        // Redis refuses snapshot-only: one connection, as usual.
+        let Reaction::Send(psync) = side.on_handshake_reply(
+            b"-ERR Unrecognized REPLCONF option: snapshot-only",
+            &settings(true),
+            5,
+        ) else {
             panic!("expected PSYNC");
         };
+        assert!(!side.split);
         assert_eq!(psync, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n");
         assert_eq!(side.state, LinkState::ReceivePsync);
-        assert_eq!(side.handshake_last_io_ms, 4);
+        assert_eq!(side.handshake_last_io_ms, 5);
+    }
+
+    #[test]
+    fn a_master_accepting_snapshot_only_gets_a_split_sync_unless_one_failed() {
+        let mut side = side_in(LinkState::ReceiveSplit);
+        let Reaction::Send(_) = side.on_handshake_reply(b"+OK", &settings(false), 1) else {
+            panic!("expected PSYNC");
+        };
+        assert!(side.split);
+        let mut side = side_in(LinkState::ReceivePong);
+        side.split_disabled = true;
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+PONG", &settings(false), 1) else {
+            panic!();
+        };
+        assert!(!String::from_utf8_lossy(&bytes).contains("snapshot-only"));
+        side.on_handshake_reply(b"+OK", &settings(false), 2);
+        let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(false), 3) else {
+            panic!("expected PSYNC right after capa");
+        };
+        assert!(psync.starts_with(b"*3\r\n$5\r\nPSYNC"));
+        assert!(!side.split);
+        let (first, psync) = stream_handshake(&settings(true), ID_A, 101);
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.starts_with("*2\r\n$4\r\nAUTH"), "{text}");
+        assert!(
+            !text.contains("snapshot-only") && !text.contains("PSYNC"),
+            "{text}"
+        );
+        assert_eq!(
+            psync,
+            format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$3\r\n101\r\n").as_bytes()
+        );
     }
 
     #[test]
@@ -1341,6 +1437,7 @@ mod tests {
     #[test]
     fn psync_asks_for_the_byte_after_the_cached_offset() {
         let mut side = side_in(LinkState::ReceiveCapa);
+        side.split_disabled = true;
         side.cached = Some(history(ID_A, 1234));
         let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(false), 1) else {
             panic!();
@@ -1373,7 +1470,7 @@ mod tests {
             (ID_B, 777, 1000, 400)
         );
         // The next handshake asks for it before PSYNC.
-        side.state = LinkState::ReceiveCapa;
+        side.state = LinkState::ReceiveSplit;
         let Reaction::Send(bytes) = side.on_handshake_reply(b"+OK", &settings(false), 2) else {
             panic!();
         };

@@ -38,6 +38,7 @@ use crate::persistence::{files, rdb};
 use crate::replication::replica::{
     self, BulkHeader, EofMark, HandshakeSettings, LinkState, Reaction,
 };
+use crate::server::stream_fetch::StreamFetch;
 use crate::storage::{Db, ExpiryMode};
 
 /// Receive buffer reserved while the snapshot streams in: one `recv` takes up to this much.
@@ -90,7 +91,14 @@ struct Open {
     queued_in_multi: usize,
     /// Input length after the last batch (to count the bytes received since).
     buffered: usize,
+    /// A split full sync's stream connection, receiving while the snapshot comes through
+    /// this one (`crate::server::stream_fetch`).
+    stream: Option<StreamFetch>,
 }
+
+/// `Open::slot` of a link whose snapshot connection was closed after a split sync's
+/// snapshot arrived, until the stream connection takes its place.
+const DETACHED: u32 = u32::MAX;
 
 /// What the link's input is expected to hold next.
 enum Stage {
@@ -293,6 +301,27 @@ impl Core {
             self.master_link_abort(true);
             return;
         }
+        let fetch_failed = matches!(
+            &self.replica_link.current,
+            Some(Link { phase: Phase::Open(Open { stream: Some(fetch), .. }), .. }) if fetch.failed()
+        );
+        if fetch_failed {
+            let error = match self.open_link().and_then(|(_, open)| open.stream.take()) {
+                Some(fetch) => fetch.finish().err().unwrap_or_default(),
+                None => String::new(),
+            };
+            log!(
+                Warning,
+                "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+            );
+            self.shared
+                .lock_store()
+                .replication
+                .replica_side
+                .split_disabled = true;
+            self.master_link_abort(true);
+            return;
+        }
         if state == LinkState::Transfer
             && !transfer.loading
             && now.saturating_sub(transfer.last_io_ms) > timeout_ms
@@ -470,6 +499,7 @@ impl Core {
                 stage: Stage::Handshake,
                 queued_in_multi: 0,
                 buffered: 0,
+                stream: None,
             }),
         });
         self.master_link_send(slot, &ping);
@@ -713,6 +743,50 @@ impl Core {
             .replica_side
             .on_handshake_reply(&line, &settings, now);
         let resumable = store.replication.replica_side.resumable.is_some();
+        let split = {
+            let side = &store.replication.replica_side;
+            match (&reaction, &side.master, &side.fullresync) {
+                (Reaction::FullResync | Reaction::Resume, Some(master), Some((replid, offset)))
+                    if side.split =>
+                {
+                    Some((master.clone(), replid.clone(), *offset as u64 + 1))
+                }
+                _ => None,
+            }
+        };
+        if let Some((master, replid, first_offset)) = split {
+            let started = StreamFetch::start(
+                master.host,
+                master.port,
+                settings.clone(),
+                replid,
+                first_offset,
+                self.config.client_query_buffer_limit,
+                Duration::from_secs(self.config.repl_timeout_secs.max(1)),
+            );
+            match started {
+                Ok(fetch) => {
+                    if let Some(Link {
+                        phase: Phase::Open(open),
+                        ..
+                    }) = &mut self.replica_link.current
+                    {
+                        open.stream = Some(fetch);
+                    }
+                }
+                Err(error) => {
+                    log!(
+                        Warning,
+                        "Can't start the thread for the stream connection: {}",
+                        crate::config::os_error_text(&error)
+                    );
+                    store.replication.replica_side.split_disabled = true;
+                    drop(store);
+                    self.master_link_abort(true);
+                    return false;
+                }
+            }
+        }
         if reaction != Reaction::Resume && !resumable {
             // Before any new temp file: the kept one goes unless a resume is still possible.
             if let Some(file) = self.replica_link.kept.take() {
@@ -998,10 +1072,20 @@ impl Core {
             self.master_link_abort(true);
             return;
         }
+        let mut detach = false;
         if let Some((_, open)) = self.open_link() {
             open.stage = Stage::Loading { path, results };
+            if open.stream.is_some() {
+                // Split sync: this connection carried only the snapshot (the master closes
+                // it too); the stream connection takes its place once the data is loaded.
+                open.slot = DETACHED;
+                open.client_id = 0;
+                detach = true;
+            }
         }
-        if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
+        if detach {
+            self.close(slot);
+        } else if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
             conn.input_paused = true;
         }
     }
@@ -1026,6 +1110,7 @@ impl Core {
         else {
             return;
         };
+        let stream = open.stream.take();
         let snapshot = match outcome {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -1035,6 +1120,45 @@ impl Core {
                 return;
             }
         };
+        // A split sync: the stream connection becomes the link, what it received first.
+        let mut slot = slot;
+        if let Some(stream) = stream {
+            match stream.finish() {
+                Ok(fetched) => {
+                    log!(
+                        Notice,
+                        "MASTER <-> REPLICA sync: {} bytes of stream received while loading",
+                        fetched.received.len()
+                    );
+                    let _ = fetched.socket.set_nonblocking(true);
+                    let (new_slot, client_id) =
+                        self.insert_master_conn(Socket::from(fetched.socket));
+                    if let Some(Some(conn)) = self.conns.get_mut(new_slot as usize) {
+                        conn.inbuf = fetched.received;
+                        conn.read_pos = 0;
+                    }
+                    if let Some((_, open)) = self.open_link() {
+                        open.slot = new_slot;
+                        open.client_id = client_id;
+                    }
+                    slot = new_slot;
+                }
+                Err(error) => {
+                    log!(
+                        Warning,
+                        "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+                    );
+                    let _ = std::fs::remove_file(&path);
+                    self.shared
+                        .lock_store()
+                        .replication
+                        .replica_side
+                        .split_disabled = true;
+                    self.master_link_abort(true);
+                    return;
+                }
+            }
+        }
         let config = self.config.clone();
         let target = crate::persistence::snapshot::rdb_path(&config);
         let mut store = self.shared.lock_store();

@@ -92,6 +92,11 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Ok(());
         } else if args::is(option, "rdb-only") {
             hello(ctx).rdb_only = flag_value(value)?;
+        } else if args::is(option, "snapshot-only") {
+            let value = flag_value(value)?;
+            let hello = hello(ctx);
+            hello.rdb_only = value;
+            hello.snapshot_only = value;
         } else if args::is(option, "rdb-no-compress") {
             hello(ctx).no_compress = flag_value(value)?;
         } else if args::is(option, "rdb-resume") {
@@ -278,6 +283,7 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         capa_eof: hello.capa_eof,
         capa_psync2: hello.capa_psync2,
         rdb_only: hello.rdb_only,
+        snapshot_only: hello.snapshot_only,
         no_compress: hello.no_compress,
         pre_psync: !is_psync,
         state: ReplicaState::WaitBgsaveStart,
