@@ -75,6 +75,9 @@ struct Conn {
     soft_limit_since: Option<u64>,
     /// Input waits for the output to drain ([`OUTPUT_PER_TURN_MAX`]); no recv meanwhile.
     input_paused: bool,
+    /// Another reader owns the socket's input (the helper thread of a split sync's stream
+    /// connection, `master_link`): no `recv` is armed until it hands over.
+    recv_elsewhere: bool,
     peer_closed: bool,
     /// Set once the connection is a replica (see `replica_conn`).
     replica: Option<Box<replica_conn::ReplicaConn>>,
@@ -445,6 +448,7 @@ impl Core {
             closing: false,
             soft_limit_since: None,
             input_paused: false,
+            recv_elsewhere: false,
             peer_closed: false,
             replica: None,
         });
@@ -481,7 +485,12 @@ impl Core {
         let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
-        if conn.recv_in_flight || conn.closing || conn.peer_closed || conn.input_paused {
+        if conn.recv_in_flight
+            || conn.closing
+            || conn.peer_closed
+            || conn.input_paused
+            || conn.recv_elsewhere
+        {
             return;
         }
         if conn.inbuf.capacity() - conn.inbuf.len() < READ_CHUNK / 4 {

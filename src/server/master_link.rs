@@ -96,6 +96,14 @@ struct Open {
     stream: Option<StreamFetch>,
 }
 
+/// How long the load's end waits for the stream connection's handshake (it started when the
+/// snapshot did; this only matters for a tiny snapshot on a slow network).
+const STREAM_HANDSHAKE_WAIT: Duration = Duration::from_secs(5);
+/// Stream spool read into the link's input at a time, once less than the low water mark of
+/// it is left unapplied.
+const SPOOL_CHUNK: usize = 16 << 20;
+const SPOOL_LOW_WATER: usize = 1 << 20;
+
 /// `Open::slot` of a link whose snapshot connection was closed after a split sync's
 /// snapshot arrived, until the stream connection takes its place.
 const DETACHED: u32 = u32::MAX;
@@ -301,13 +309,15 @@ impl Core {
             self.master_link_abort(true);
             return;
         }
-        let fetch_failed = matches!(
-            &self.replica_link.current,
-            Some(Link { phase: Phase::Open(Open { stream: Some(fetch), .. }), .. }) if fetch.failed()
-        );
+        // While the snapshot comes (afterwards a failure shows when the spool runs out).
+        let fetch_failed = state == LinkState::Transfer
+            && matches!(
+                &self.replica_link.current,
+                Some(Link { phase: Phase::Open(Open { stream: Some(fetch), .. }), .. }) if fetch.failed()
+            );
         if fetch_failed {
             let error = match self.open_link().and_then(|(_, open)| open.stream.take()) {
-                Some(fetch) => fetch.finish().err().unwrap_or_default(),
+                Some(fetch) => fetch.finish(&mut Vec::new()).err().unwrap_or_default(),
                 None => String::new(),
             };
             log!(
@@ -761,7 +771,6 @@ impl Core {
                 settings.clone(),
                 replid,
                 first_offset,
-                self.config.client_query_buffer_limit,
                 Duration::from_secs(self.config.repl_timeout_secs.max(1)),
             );
             match started {
@@ -1120,44 +1129,46 @@ impl Core {
                 return;
             }
         };
-        // A split sync: the stream connection becomes the link, what it received first.
+        // A split sync: the stream connection becomes the link. Its thread goes on spooling
+        // until the spool is applied (`link_feed_spool`); the event loop only sends on it
+        // meanwhile.
         let mut slot = slot;
+        let spooling = stream.is_some();
         if let Some(stream) = stream {
-            match stream.finish() {
-                Ok(fetched) => {
-                    log!(
-                        Notice,
-                        "MASTER <-> REPLICA sync: {} bytes of stream received while loading",
-                        fetched.received.len()
-                    );
-                    let _ = fetched.socket.set_nonblocking(true);
-                    let (new_slot, client_id) =
-                        self.insert_master_conn(Socket::from(fetched.socket));
-                    if let Some(Some(conn)) = self.conns.get_mut(new_slot as usize) {
-                        conn.inbuf = fetched.received;
-                        conn.read_pos = 0;
-                    }
-                    if let Some((_, open)) = self.open_link() {
-                        open.slot = new_slot;
-                        open.client_id = client_id;
-                    }
-                    slot = new_slot;
-                }
-                Err(error) => {
-                    log!(
-                        Warning,
-                        "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
-                    );
-                    let _ = std::fs::remove_file(&path);
-                    self.shared
-                        .lock_store()
-                        .replication
-                        .replica_side
-                        .split_disabled = true;
-                    self.master_link_abort(true);
-                    return;
-                }
+            let Some(socket) = stream.socket(STREAM_HANDSHAKE_WAIT) else {
+                let error = if stream.failed() {
+                    stream.finish(&mut Vec::new()).err().unwrap_or_default()
+                } else {
+                    "its handshake did not finish in time".to_string()
+                };
+                log!(
+                    Warning,
+                    "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+                );
+                let _ = std::fs::remove_file(&path);
+                self.shared
+                    .lock_store()
+                    .replication
+                    .replica_side
+                    .split_disabled = true;
+                self.master_link_abort(true);
+                return;
+            };
+            log!(
+                Notice,
+                "MASTER <-> REPLICA sync: {} bytes of stream received while loading",
+                stream.behind()
+            );
+            let (new_slot, client_id) = self.insert_master_conn(Socket::from(socket));
+            if let Some(Some(conn)) = self.conns.get_mut(new_slot as usize) {
+                conn.recv_elsewhere = true;
             }
+            if let Some((_, open)) = self.open_link() {
+                open.slot = new_slot;
+                open.client_id = client_id;
+                open.stream = Some(stream);
+            }
+            slot = new_slot;
         }
         let config = self.config.clone();
         let target = crate::persistence::snapshot::rdb_path(&config);
@@ -1247,8 +1258,69 @@ impl Core {
         if let Some(ack) = ack {
             self.master_link_send(slot, &ack);
         }
-        self.master_link_input(slot);
-        self.arm_recv(slot);
+        if spooling {
+            self.link_feed_spool(slot);
+        } else {
+            self.master_link_input(slot);
+            self.arm_recv(slot);
+        }
+    }
+
+    /// A split sync's catch-up: moves the next chunk of the stream spool into the link's
+    /// input once most of it was applied, and hands the socket over to the event loop when
+    /// the spool is all read (the helper thread stops; what it spooled last comes too).
+    fn link_feed_spool(&mut self, slot: u32) {
+        let Some(Link {
+            phase: Phase::Open(open),
+            ..
+        }) = &mut self.replica_link.current
+        else {
+            return;
+        };
+        let Some(stream) = open.stream.as_mut() else {
+            return;
+        };
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
+        // The spool goes in after whatever the input holds, in order.
+        if conn.inbuf.len() - conn.read_pos >= SPOOL_LOW_WATER {
+            self.resume.push(slot);
+            return;
+        }
+        let fed = match stream.read_spool(&mut conn.inbuf, SPOOL_CHUNK) {
+            Ok(0) => {
+                let stream = open.stream.take().expect("checked above");
+                stream.finish(&mut conn.inbuf).map(|()| 0)
+            }
+            Ok(fed) => Ok(fed),
+            Err(error) => Err(format!("reading the stream spool: {error}")),
+        };
+        match fed {
+            Ok(0) => {
+                // Caught up: the socket is an ordinary master link from now on.
+                log!(
+                    Notice,
+                    "MASTER <-> REPLICA sync: caught up with the stream received during the sync"
+                );
+                let borrowed = BorrowedSocket(conn.fd);
+                let socket = socket2::SockRef::from(&borrowed);
+                let _ = socket.set_read_timeout(None);
+                let _ = socket.set_nonblocking(true);
+                conn.recv_elsewhere = false;
+                self.master_link_input(slot);
+                self.arm_recv(slot);
+            }
+            // Applied at the next turn: other clients get theirs in between.
+            Ok(_) => self.resume.push(slot),
+            Err(error) => {
+                log!(
+                    Warning,
+                    "MASTER <-> REPLICA sync: the stream connection failed while catching up: {error}"
+                );
+                self.master_link_abort(true);
+            }
+        }
     }
 
     /// Runs the master's commands in the input as the master client, under one store lock.
@@ -1391,7 +1463,20 @@ impl Core {
         }
         if budget_spent {
             self.resume.push(slot);
+        } else if open.stream.is_some() {
+            self.link_feed_spool(slot);
         }
+    }
+}
+
+/// The link's socket, borrowed for socket options.
+struct BorrowedSocket(i32);
+
+impl std::os::fd::AsFd for BorrowedSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the fd belongs to a connection of the slab, which closes fds only in
+        // `release`; this wrapper lives within one call on the owning core.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
     }
 }
 

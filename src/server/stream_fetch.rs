@@ -3,24 +3,30 @@
 //! When the master accepted `REPLCONF snapshot-only 1`, its `+FULLRESYNC <replid> <offset>`
 //! connection carries only the snapshot. Right away a helper thread opens a second
 //! connection, does the handshake and `PSYNC <replid> <offset + 1>`, which any PSYNC-capable
-//! master answers `+CONTINUE` from its backlog, and from then on receives the stream into
-//! memory while the snapshot is transferred and loaded. So the master sends the stream as it
-//! is written: nothing waits for us in its backlog or output buffer, and a large snapshot
-//! under a heavy write load cannot push us out and into a resync loop. When the snapshot is
-//! in place, core 0 takes the socket and what was received ([`StreamFetch::finish`]) and
-//! makes it the master link, the received bytes first.
+//! master answers `+CONTINUE` from its backlog, and from then on appends whatever the master
+//! sends to a spool file in `dir`. It keeps doing so while the snapshot is transferred and
+//! loaded, and while core 0 applies the spool afterwards, until core 0 has caught up with it.
+//! So the master sends the stream as it is written: nothing waits for this replica in its
+//! backlog or output buffer however long the sync and the catch-up take, and a large
+//! snapshot under a heavy write load cannot push the replica out into a resync loop. What
+//! the replica is behind by sits in the page cache and on disk, not in memory.
 //!
-//! The thread does blocking I/O on its own socket only; it stops within [`POLL`] of being
-//! asked. What it holds is bounded by the replica's `client-query-buffer-limit`.
+//! Core 0 takes a clone of the socket when the snapshot is in place (to send its ACKs and to
+//! read from it later), reads the spool in chunks ([`StreamFetch::read_spool`]) and, when it
+//! has read everything, stops the thread and takes the last bytes ([`StreamFetch::finish`]);
+//! from then on the socket is read by the event loop as any master link. The thread does
+//! blocking I/O on its own socket and file only, and stops within [`POLL`] of being asked.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::log;
 use crate::replication::replica::{self, HandshakeSettings};
 
 /// How often the receiving thread checks whether it must stop.
@@ -28,72 +34,154 @@ const POLL: Duration = Duration::from_millis(10);
 /// Bytes read per `read`.
 const READ_CHUNK: usize = 1 << 20;
 
-/// What the thread hands over: the connection and the stream bytes received so far.
-pub struct Fetched {
-    pub socket: TcpStream,
-    pub received: Vec<u8>,
+/// What the thread and core 0 share.
+struct Shared {
+    stop: AtomicBool,
+    /// Bytes appended to the spool so far.
+    written: AtomicU64,
+    /// A clone of the socket, once the handshake succeeded.
+    socket: Mutex<Option<TcpStream>>,
 }
 
 /// A running stream connection.
 pub struct StreamFetch {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Result<Fetched, String>>>,
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<Result<(), String>>>,
+    spool: File,
+    path: PathBuf,
+    /// Bytes of the spool core 0 has read.
+    consumed: u64,
 }
 
 impl StreamFetch {
-    /// Starts the thread: connect to `host:port`, handshake, `PSYNC replid first_offset`,
-    /// then receive until [`finish`](Self::finish). `limit` bounds what it holds;
-    /// `timeout` bounds the connect and each handshake reply.
+    /// Creates the spool file and starts the thread: connect to `host:port`, handshake,
+    /// `PSYNC replid first_offset`, then spool until [`finish`](Self::finish). `timeout`
+    /// bounds the connect and each handshake reply.
     pub fn start(
         host: String,
         port: u16,
         settings: HandshakeSettings,
         replid: String,
         first_offset: u64,
-        limit: u64,
         timeout: Duration,
     ) -> std::io::Result<StreamFetch> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("ringkv-repl-stream".into())
-                .spawn(move || {
-                    let (socket, first) =
-                        open(&host, port, &settings, &replid, first_offset, timeout)?;
-                    receive(socket, first, &stop, limit)
-                })?
+        let path = PathBuf::from(format!(
+            "temp-stream-{}.{}.spool",
+            std::process::id(),
+            first_offset
+        ));
+        let writer = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let spool = File::open(&path)?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            socket: Mutex::new(None),
+        });
+        let thread_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ringkv-repl-stream".into())
+            .spawn(move || {
+                let socket = open(&host, port, &settings, &replid, first_offset, timeout)?;
+                receive(socket, writer, &thread_shared)
+            });
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(error) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(error);
+            }
         };
         Ok(StreamFetch {
-            stop,
+            shared,
             handle: Some(handle),
+            spool,
+            path,
+            consumed: 0,
         })
     }
 
-    /// True when the thread already ended (it failed: it only ends on its own on errors).
+    /// True when the thread already ended: it only ends on its own on errors.
     pub fn failed(&self) -> bool {
         self.handle.as_ref().is_none_or(|h| h.is_finished())
     }
 
-    /// Stops the thread (within [`POLL`]) and takes the connection and the bytes received.
-    pub fn finish(mut self) -> Result<Fetched, String> {
-        self.stop.store(true, Ordering::SeqCst);
-        match self.handle.take().map(|h| h.join()) {
+    /// A clone of the connection once its handshake is done, waiting for it at most
+    /// `timeout` (it takes a round trip or two; the snapshot took much longer). `None` if
+    /// the thread failed or the wait ran out.
+    pub fn socket(&self, timeout: Duration) -> Option<TcpStream> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(socket) = self.shared.socket.lock().ok()?.as_ref() {
+                return socket.try_clone().ok();
+            }
+            if self.failed() || Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Appends up to `max` unread spool bytes to `out`; returns how many (0 = caught up).
+    pub fn read_spool(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        let written = self.shared.written.load(Ordering::Acquire);
+        let count = (written - self.consumed).min(max as u64) as usize;
+        if count == 0 {
+            return Ok(0);
+        }
+        let start = out.len();
+        out.resize(start + count, 0);
+        let read = self.spool.read_at(&mut out[start..], self.consumed);
+        match read {
+            Ok(read) => {
+                out.truncate(start + read);
+                self.consumed += read as u64;
+                Ok(read)
+            }
+            Err(error) => {
+                out.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// Bytes spooled and not read yet.
+    pub fn behind(&self) -> u64 {
+        self.shared.written.load(Ordering::Acquire) - self.consumed
+    }
+
+    /// Stops the thread (within [`POLL`]) and appends every spool byte not read yet to `out`;
+    /// the thread's error, if it failed.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let result = match self.handle.take().map(|h| h.join()) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err("the stream connection's thread panicked".into()),
-            None => Err("the stream connection was already taken".into()),
-        }
+            None => Err("the stream connection was already finished".into()),
+        };
+        result?;
+        while self
+            .read_spool(out, usize::MAX)
+            .map_err(|e| format!("reading the stream spool: {e}"))?
+            > 0
+        {}
+        Ok(())
     }
 }
 
 impl Drop for StreamFetch {
-    /// An abandoned fetch stops on its own; its socket closes when the thread ends.
+    /// Stops the thread (it closes its socket when it ends) and removes the spool.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Connects and walks the handshake up to `+CONTINUE`.
+/// Connects and walks the handshake up to `+CONTINUE`; returns the socket and the stream
+/// bytes that came with the reply line.
 fn open(
     host: &str,
     port: u16,
@@ -161,43 +249,38 @@ fn read_line(reader: &mut BufReader<&TcpStream>) -> Result<String, String> {
     }
 }
 
-/// Receives the stream until asked to stop.
+/// Appends the stream to the spool until asked to stop.
 fn receive(
-    mut socket: TcpStream,
-    mut received: Vec<u8>,
-    stop: &AtomicBool,
-    limit: u64,
-) -> Result<Fetched, String> {
+    (mut socket, first): (TcpStream, Vec<u8>),
+    mut spool: File,
+    shared: &Shared,
+) -> Result<(), String> {
+    let spool_error = |e: std::io::Error| format!("writing the stream spool: {e}");
+    spool.write_all(&first).map_err(spool_error)?;
+    shared
+        .written
+        .fetch_add(first.len() as u64, Ordering::Release);
     socket
         .set_read_timeout(Some(POLL))
         .map_err(|e| e.to_string())?;
-    while !stop.load(Ordering::SeqCst) {
-        if received.len() as u64 > limit {
-            log!(
-                Warning,
-                "The stream received while loading the snapshot went over client-query-buffer-limit ({limit} bytes)"
-            );
-            return Err(
-                "the stream received while loading went over client-query-buffer-limit".into(),
-            );
-        }
-        let start = received.len();
-        received.resize(start + READ_CHUNK, 0);
-        let read = socket.read(&mut received[start..]);
-        match read {
-            Ok(0) => {
-                received.truncate(start);
-                return Err("the master closed the stream connection".into());
+    *shared
+        .socket
+        .lock()
+        .map_err(|_| "the stream connection's lock is poisoned".to_string())? =
+        Some(socket.try_clone().map_err(|e| e.to_string())?);
+    let mut buffer = vec![0u8; READ_CHUNK];
+    while !shared.stop.load(Ordering::SeqCst) {
+        match socket.read(&mut buffer) {
+            Ok(0) => return Err("the master closed the stream connection".into()),
+            Ok(count) => {
+                spool.write_all(&buffer[..count]).map_err(spool_error)?;
+                shared.written.fetch_add(count as u64, Ordering::Release);
             }
-            Ok(count) => received.truncate(start + count),
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                received.truncate(start)
-            }
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => return Err(format!("reading the stream connection: {e}")),
         }
     }
-    Ok(Fetched { socket, received })
+    Ok(())
 }
