@@ -93,7 +93,7 @@ struct Open {
     buffered: usize,
     /// A split full sync's stream connection, receiving while the snapshot comes through
     /// this one (`crate::server::stream_fetch`).
-    stream: Option<StreamFetch>,
+    stream: Option<Box<StreamFetch>>,
 }
 
 /// How long the load's end waits for the stream connection's handshake (it started when the
@@ -780,7 +780,7 @@ impl Core {
                         ..
                     }) = &mut self.replica_link.current
                     {
-                        open.stream = Some(fetch);
+                        open.stream = Some(Box::new(fetch));
                     }
                 }
                 Err(error) => {
