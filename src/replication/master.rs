@@ -33,6 +33,21 @@
 //! replica costs neither a longer-lived fork nor copy-on-write memory). The diskless knobs are
 //! accepted and shown by `CONFIG GET` but do not change this; `$EOF:` framing is not produced.
 //!
+//! # The stream beside the snapshot (ringkv replicas)
+//! A ringkv replica announces `REPLCONF snapshot-only 1` on the connection it syncs with. On
+//! a `+FULLRESYNC` that connection is treated like `rdb-only`: it gets the snapshot, is owed
+//! no stream (so it is exempt from the backlog overrun and output limit checks) and is closed
+//! after the file. At the same time the replica opens a second connection and asks
+//! `PSYNC <replid> <fork offset + 1>`, a plain partial resync that goes online at once, and
+//! receives the stream as it is written while the snapshot is made, sent and loaded (it
+//! spools it to its own disk). A large snapshot under a heavy write load therefore never
+//! makes this master hold gigabytes for a replica, nor drop it into a resync loop. Real
+//! Redis replicas never send the option and get the one-connection protocol.
+//!
+//! # Resuming a broken transfer
+//! The last snapshot made for replicas is kept (its open file) for
+//! `repl-resume-snapshot-ttl` seconds; see [`resume`].
+//!
 //! # The backlog is the replicas' output buffer
 //! A replica is owed the stretch of backlog between its cursor and the end of the stream;
 //! `client-output-buffer-limit replica` applies to that lag. A replica lagging by more than

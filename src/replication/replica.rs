@@ -25,6 +25,13 @@
 //! with `+RESUME` then sends only the rest of that snapshot into the kept temp file
 //! ([`crate::replication::master::resume`] has the protocol).
 //!
+//! A master that accepts `REPLCONF snapshot-only 1` (a ringkv master; Redis refuses it, and
+//! so does a ringkv master after a split sync with it failed, [`ReplicaSide::split_disabled`])
+//! gets a split full sync: after `+FULLRESYNC <replid> <offset>` core 0 also opens a stream
+//! connection, `PSYNC <replid> <offset+1>`, whose bytes a helper thread spools to disk while
+//! the snapshot is received and loaded; once the data is swapped in, the spool is applied in
+//! chunks and the stream connection becomes the link (`server::stream_fetch`).
+//!
 //! `Transfer` receives the snapshot (`$<len>` or diskless `$EOF:<mark>` framing) into a temp
 //! file, then a helper thread loads it into a fresh keyspace while the old one keeps serving
 //! reads (`replica-serve-stale-data yes`); the swap happens under the keyspace lock. In
