@@ -158,15 +158,17 @@ pub(super) fn start(
         .collect();
     let mut readers = Vec::with_capacity(targets.len());
     let mut writers = Vec::with_capacity(targets.len());
+    let mut piece = PIPE_SIZE;
     for _ in &targets {
-        let made = uring::pipe(PIPE_SIZE).and_then(|(read, write, _)| {
+        let made = uring::pipe(PIPE_SIZE).and_then(|(read, write, capacity)| {
             uring::set_blocking(write.as_raw_fd())?;
-            Ok((read, write))
+            Ok((read, write, capacity))
         });
         match made {
-            Ok((read, write)) => {
+            Ok((read, write, capacity)) => {
                 readers.push(read);
                 writers.push(write);
+                piece = piece.min((capacity / 2).max(4096));
             }
             Err(error) => {
                 log!(
@@ -200,7 +202,7 @@ pub(super) fn start(
     // returns, which closes them; only the child writes.
     let started = fork::start_child(shared, store, ChildKind::Rdb, move |store| {
         uring::child_close_inherited(&reader_fds);
-        let mut out = FanOut::new(sinks);
+        let mut out = FanOut::new(sinks, piece);
         let bytes = send_payload(&store.dbs, &mut out, mark.as_bytes(), &options, &info)
             .map_err(|error| format!("diskless transfer to replicas failed: {error}"))?;
         log!(
@@ -278,21 +280,25 @@ pub fn send_payload<W: Write>(
     Ok(stats.bytes)
 }
 
-/// The child's output: every write goes whole to every pipe still read. A pipe that fails
-/// (its replica went away: `EPIPE`) is closed and forgotten; the write fails only when no
-/// pipe is left.
+/// The child's output: every write goes whole to every pipe still read, in pieces of at
+/// most half a pipe taken in turn, so one pipe drains while the child fills the next. A pipe
+/// that fails (its replica went away: `EPIPE`) is closed and forgotten; the write fails only
+/// when no pipe is left.
 pub struct FanOut {
     sinks: Vec<(Option<File>, String)>,
+    piece: usize,
 }
 
 impl FanOut {
-    /// Pipes (blocking write ends) with the replica names used in logs.
-    pub fn new(sinks: Vec<(OwnedFd, String)>) -> FanOut {
+    /// Pipes (blocking write ends) with the replica names used in logs; `piece` bytes go to
+    /// one pipe before the next gets its turn.
+    pub fn new(sinks: Vec<(OwnedFd, String)>, piece: usize) -> FanOut {
         FanOut {
             sinks: sinks
                 .into_iter()
                 .map(|(fd, name)| (Some(File::from(fd)), name))
                 .collect(),
+            piece: piece.max(1),
         }
     }
 
@@ -304,16 +310,18 @@ impl FanOut {
 
 impl Write for FanOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for (sink, name) in &mut self.sinks {
-            let Some(file) = sink else {
-                continue;
-            };
-            if let Err(error) = file.write_all(buf) {
-                log!(
-                    Warning,
-                    "Diskless rdb transfer, write error sending DB to replica {name}: {error}; going on with the others"
-                );
-                *sink = None;
+        for piece in buf.chunks(self.piece) {
+            for (sink, name) in &mut self.sinks {
+                let Some(file) = sink else {
+                    continue;
+                };
+                if let Err(error) = file.write_all(piece) {
+                    log!(
+                        Warning,
+                        "Diskless rdb transfer, write error sending DB to replica {name}: {error}; going on with the others"
+                    );
+                    *sink = None;
+                }
             }
         }
         if self.live() == 0 {
@@ -664,7 +672,7 @@ mod tests {
             File::from(read_b).read_to_end(&mut all).unwrap();
             all
         });
-        let mut out = FanOut::new(vec![(write_a, "a".into()), (write_b, "b".into())]);
+        let mut out = FanOut::new(vec![(write_a, "a".into()), (write_b, "b".into())], 1000);
         let dbs = sample_dbs();
         let mut expected = Vec::new();
         send_payload(&dbs, &mut expected, b"m", &options(), &save_info()).unwrap();
@@ -675,12 +683,39 @@ mod tests {
     }
 
     #[test]
+    fn every_reader_gets_the_whole_payload_in_order_piece_by_piece() {
+        let mut sinks = Vec::new();
+        let mut readers = Vec::new();
+        for name in ["a", "b", "c"] {
+            let (read, write, _) = uring::pipe(4096).unwrap();
+            uring::set_blocking(write.as_raw_fd()).unwrap();
+            uring::set_blocking(read.as_raw_fd()).unwrap();
+            sinks.push((write, name.to_string()));
+            readers.push(std::thread::spawn(move || {
+                let mut all = Vec::new();
+                File::from(read).read_to_end(&mut all).unwrap();
+                all
+            }));
+        }
+        // Far more than a pipe holds, in pieces smaller than one.
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = FanOut::new(sinks, 1500);
+        out.write_all(&payload[..100_000]).unwrap();
+        out.write_all(&payload[100_000..]).unwrap();
+        assert_eq!(out.live(), 3);
+        drop(out);
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), payload);
+        }
+    }
+
+    #[test]
     fn the_write_fails_when_every_reader_is_gone() {
         uring::child_close_inherited(&[]);
         let (read_a, write_a, _) = uring::pipe(64 * 1024).unwrap();
         uring::set_blocking(write_a.as_raw_fd()).unwrap();
         drop(read_a);
-        let mut out = FanOut::new(vec![(write_a, "a".into())]);
+        let mut out = FanOut::new(vec![(write_a, "a".into())], 1000);
         let error = out.write_all(b"data").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
         assert_eq!(out.live(), 0);
