@@ -488,3 +488,44 @@ fn a_replica_loading_longer_than_repl_timeout_is_kept() {
     assert!(!log.contains("timedout"), "{log}");
     assert_eq!(field_u64(&master, "stats", "sync_full"), 1);
 }
+
+#[test]
+fn a_stalled_replica_is_dropped_after_repl_timeout_and_the_other_completes() {
+    // 20 MB (uncompressed) is far more than a pipe and the socket buffers hold: the child
+    // blocks on the stopped replica's pipe until its core drops it (socket full for longer
+    // than repl-timeout), then finishes for the other replica.
+    let master = Server::start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "1",
+        "--repl-timeout",
+        "2",
+        "--rdbcompression",
+        "no",
+    ]);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["DEBUG", "POPULATE", "20000", "key", "1000"]);
+    let stalled = redis_replica_of(&master, &[]);
+    let survivor = redis_replica_of(&master, &[]);
+    wait_for("both replicas to ask", Duration::from_secs(10), || {
+        replicas_of(&master).len() == 2
+    });
+    stalled.signal(libc::SIGSTOP);
+    wait_for(
+        "the stalled replica to be dropped",
+        Duration::from_secs(30),
+        || {
+            master
+                .log()
+                .contains("Disconnecting timedout replica (full sync)")
+        },
+    );
+    wait_online(&master, 1, Duration::from_secs(30));
+    wait_caught_up(&master, &survivor);
+    assert_eq!(workload::digest(&survivor), workload::digest(&master));
+    let log = master.log();
+    assert!(log.contains("written for 1 replica(s)"), "{log}");
+    assert_eq!(field_u64(&master, "stats", "total_forks"), 1);
+    stalled.signal(libc::SIGCONT);
+}
