@@ -1361,6 +1361,18 @@ static DIRECTIVES: &[Directive] = &[
         "0",
         IMMUTABLE,
     ),
+    // ringkv's own: seconds a master keeps its last replication snapshot so a replica whose
+    // transfer broke can resume it from the byte it has; 0 = never resume.
+    directive(
+        "repl-resume-snapshot-ttl",
+        None,
+        Kind::Int {
+            min: 0,
+            max: 9223372036854775807,
+        },
+        "600",
+        MUTABLE,
+    ),
 ];
 
 /// Directives that ringkv acts on; they live in typed fields of [`Config`]. Every other name in
@@ -1405,6 +1417,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "masteruser",
     "repl-backlog-size",
     "repl-backlog-ttl",
+    "repl-resume-snapshot-ttl",
     "repl-timeout",
     "repl-ping-replica-period",
     "repl-diskless-sync",
@@ -1539,6 +1552,9 @@ pub struct Config {
     pub repl_backlog_size: u64,
     /// Seconds without replicas before the backlog is freed (`repl-backlog-ttl`, 3600).
     pub repl_backlog_ttl_secs: u64,
+    /// Seconds the last replication snapshot is kept for resuming a broken transfer
+    /// (`repl-resume-snapshot-ttl`, ringkv's own, 600; 0 = never resume).
+    pub repl_resume_snapshot_ttl_secs: u64,
     /// Replication timeout in seconds (`repl-timeout`, 60).
     pub repl_timeout_secs: u64,
     /// Master PING period in seconds (`repl-ping-replica-period`, 10).
@@ -1638,6 +1654,7 @@ impl Default for Config {
             masteruser: None,
             repl_backlog_size: 1024 * 1024,
             repl_backlog_ttl_secs: 3600,
+            repl_resume_snapshot_ttl_secs: 600,
             repl_timeout_secs: 60,
             repl_ping_replica_period_secs: 10,
             repl_diskless_sync: false,
@@ -2146,6 +2163,7 @@ impl Config {
             "masteruser" => self.masteruser = (!value.is_empty()).then(|| value.to_string()),
             "repl-backlog-size" => self.repl_backlog_size = unsigned(number()),
             "repl-backlog-ttl" => self.repl_backlog_ttl_secs = unsigned(number()),
+            "repl-resume-snapshot-ttl" => self.repl_resume_snapshot_ttl_secs = unsigned(number()),
             "repl-timeout" => self.repl_timeout_secs = unsigned(number()),
             "repl-ping-replica-period" => self.repl_ping_replica_period_secs = unsigned(number()),
             "repl-diskless-sync" => self.repl_diskless_sync = yes,
@@ -2404,6 +2422,7 @@ impl Config {
             "masteruser" => self.masteruser.clone().unwrap_or_default(),
             "repl-backlog-size" => self.repl_backlog_size.to_string(),
             "repl-backlog-ttl" => self.repl_backlog_ttl_secs.to_string(),
+            "repl-resume-snapshot-ttl" => self.repl_resume_snapshot_ttl_secs.to_string(),
             "repl-timeout" => self.repl_timeout_secs.to_string(),
             "repl-ping-replica-period" => self.repl_ping_replica_period_secs.to_string(),
             "repl-diskless-sync" => bool_text(self.repl_diskless_sync),

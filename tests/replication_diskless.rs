@@ -464,9 +464,9 @@ fn the_default_is_disk_and_config_set_turns_diskless_on() {
 
 #[test]
 fn a_replica_loading_longer_than_repl_timeout_is_kept() {
-    // The replica takes about 5 s to load (5000 keys × 1 ms) while the master's repl-timeout
-    // is 2 s: its `\n` keep-alives while loading must keep it (it is online from the end of
-    // the transfer, waiting for its first ACK).
+    // A real redis-server replica takes about 5 s to load (5000 keys × 1 ms) while the
+    // master's repl-timeout is 2 s: it is online from the end of the transfer, waiting for its
+    // first ACK, and its `\n` keep-alives while loading must keep it.
     let master = Server::start(&[
         "--repl-diskless-sync",
         "yes",
@@ -477,7 +477,15 @@ fn a_replica_loading_longer_than_repl_timeout_is_kept() {
     ]);
     let mut con = master.client();
     let _: () = query(&mut con, &["DEBUG", "POPULATE", "5000", "key", "10"]);
-    let replica = ringkv_replica_of(&master, &["--key-load-delay", "1000"]);
+    let replica = redis_replica_of(
+        &master,
+        &[
+            "--key-load-delay",
+            "1000",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ],
+    );
     wait_for("the replica to load", Duration::from_secs(20), || {
         replica.log().contains("Loading DB in memory")
     });
@@ -487,6 +495,12 @@ fn a_replica_loading_longer_than_repl_timeout_is_kept() {
     let log = master.log();
     assert!(!log.contains("timedout"), "{log}");
     assert_eq!(field_u64(&master, "stats", "sync_full"), 1);
+    let replica_log = replica.log();
+    let loaded_in = replica_log
+        .lines()
+        .find_map(|l| l.split("Done loading RDB").nth(1).map(str::to_string))
+        .unwrap_or_default();
+    assert!(!loaded_in.is_empty(), "{replica_log}");
 }
 
 #[test]

@@ -806,7 +806,14 @@ fn accept_handshake(
     assert_eq!(port[..2], ["REPLCONF", "listening-port"]);
     let capa = read_command(&mut reader);
     assert_eq!(capa, ["REPLCONF", "capa", "eof", "capa", "psync2"]);
-    writer.write_all(b"+OK\r\n+OK\r\n").unwrap();
+    // ringkv's own option, refused as Redis refuses it: the sync uses one connection.
+    assert_eq!(
+        read_command(&mut reader),
+        ["REPLCONF", "snapshot-only", "1"]
+    );
+    writer
+        .write_all(b"+OK\r\n+OK\r\n-ERR Unrecognized REPLCONF option: snapshot-only\r\n")
+        .unwrap();
     let psync = read_command(&mut reader);
     assert_eq!(psync[0], "PSYNC");
     writer.write_all(psync_reply.as_bytes()).unwrap();

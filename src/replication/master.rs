@@ -58,6 +58,7 @@
 pub mod commands;
 pub mod diskless;
 pub mod limits;
+pub mod resume;
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -91,8 +92,14 @@ pub struct ReplicaHello {
     pub capa_psync2: bool,
     /// `rdb-only 1`: wants the snapshot and nothing after it (`redis-cli --rdb`).
     pub rdb_only: bool,
+    /// `snapshot-only 1` (ringkv's own): like `rdb-only`, because the replica takes the
+    /// stream through a second connection (see the module doc).
+    pub snapshot_only: bool,
     /// `rdb-no-compress 1` (ringkv's own): the snapshot should skip LZF compression.
     pub no_compress: bool,
+    /// `rdb-resume` (ringkv's own): the broken transfer this replica wants to resume,
+    /// accepted when it was announced.
+    pub resume: Option<resume::ResumeRequest>,
     /// Became a replica (`PSYNC`/`SYNC` accepted): later `SYNC`s are ignored.
     pub registered: bool,
     /// Set by `PSYNC`/`SYNC` for the owning core to take over the connection after the batch.
@@ -107,6 +114,13 @@ pub enum Handoff {
     /// `+FULLRESYNC` was queued, or will be when a snapshot starts: wait for the file
     /// ([`ReplicaEvent::SendSnapshot`]) and send `\n` keep-alives meanwhile.
     AwaitSnapshot,
+    /// `+RESUME` was queued: send the rest of the snapshot file, from byte `from`, then go
+    /// online ([`resume`]).
+    Resume {
+        file: Arc<File>,
+        len: u64,
+        from: u64,
+    },
 }
 
 /// A replica's state, as INFO `slaveN:...,state=` reports it.
@@ -147,6 +161,7 @@ pub struct Replica {
     pub capa_eof: bool,
     pub capa_psync2: bool,
     pub rdb_only: bool,
+    pub snapshot_only: bool,
     pub no_compress: bool,
     /// Came with the old `SYNC`: no `+FULLRESYNC`, no ACKs expected.
     pub pre_psync: bool,
@@ -196,6 +211,8 @@ pub fn replica_name(ip: &str, listening_port: i64) -> String {
 #[derive(Debug, Clone)]
 pub struct SyncSnapshot {
     pub pid: i32,
+    /// Replication ID at the fork (with `offset`, the history the file belongs to).
+    pub replid: String,
     /// Master offset at the fork: what `+FULLRESYNC` reports.
     pub offset: u64,
     /// Written without LZF (`REPLCONF rdb-no-compress`).
@@ -246,6 +263,8 @@ pub struct MasterSide {
     pub replicas: Vec<Replica>,
     /// The snapshot child running for replicas, if any.
     pub snapshot: Option<SyncSnapshot>,
+    /// The last snapshot made for replicas, kept so a broken transfer can resume.
+    pub retained: Option<resume::RetainedSnapshot>,
     pub stats: SyncStats,
     /// Clients blocked in WAIT, in arrival order.
     pub waiting: Vec<WaitingClient>,
@@ -271,6 +290,7 @@ impl Default for MasterSide {
         MasterSide {
             replicas: Vec::new(),
             snapshot: None,
+            retained: None,
             stats: SyncStats::default(),
             waiting: Vec::new(),
             no_replicas_since: unix_time_ms() / 1000,
@@ -525,6 +545,7 @@ fn start_snapshot(
             log!(Notice, "Background saving started by pid {pid}");
             store.replication.master_side.snapshot = Some(SyncSnapshot {
                 pid,
+                replid: store.replication.replid.clone(),
                 offset,
                 no_compress,
                 diskless: false,
@@ -656,6 +677,17 @@ pub fn snapshot_finished(shared: &Shared, store: &mut Store, pid: i32, ok: bool)
         log!(Warning, "SYNC failed. BGSAVE child returned an error");
         None
     };
+    if let Some((file, len)) = &file {
+        resume::retain(
+            side,
+            &snapshot.replid,
+            snapshot.offset,
+            file,
+            *len,
+            unix_time_ms(),
+            config.repl_resume_snapshot_ttl_secs,
+        );
+    }
     for replica in &mut side.replicas {
         if replica.state != ReplicaState::WaitBgsaveEnd
             || replica.stream_start != snapshot.offset + 1
@@ -691,6 +723,14 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Op
     let now = unix_time_ms() / 1000;
     let replication = &mut store.replication;
     let replica = replication.master_side.find_mut(client_id)?;
+    if replica.snapshot_only {
+        log!(
+            Notice,
+            "Snapshot sent to replica {}, which takes the stream through its other connection",
+            replica.name()
+        );
+        return None;
+    }
     if replica.rdb_only {
         log!(
             Notice,
@@ -762,7 +802,14 @@ pub fn forget_client(shared: &Shared, store: &mut Store, client_id: u64) {
     // (Redis does the same when no save points are configured, and always for a diskless
     // child, which makes no file).
     let diskless = side.snapshot.as_ref().is_some_and(|s| s.diskless);
+    // A diskless replica that already has the whole payload (a snapshot-only connection
+    // closes then) leaves a child that is finishing on its own.
+    let served = matches!(
+        replica.diskless,
+        Some(diskless::Transfer::Sending { drained: true, .. })
+    );
     let orphaned = replica.state == ReplicaState::WaitBgsaveEnd
+        && !served
         && (config.save.is_empty() || diskless)
         && side.snapshot.is_some()
         && !side
@@ -864,6 +911,8 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
                             now_ms,
                         ))
             }
+            // A snapshot-only connection is owed no stream: nothing waits in the backlog for it.
+            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk if replica.rdb_only => false,
             ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => backlog_owed_too_much(
                 shared,
                 replica,
@@ -903,6 +952,7 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
         );
     }
 
+    resume::expire(&mut store.replication, now_ms);
     let side = &mut store.replication.master_side;
     side.refresh_good_replicas(config.min_replicas_max_lag_secs, now);
 }
@@ -1050,6 +1100,7 @@ mod tests {
             capa_eof: true,
             capa_psync2: true,
             rdb_only: false,
+            snapshot_only: false,
             no_compress: false,
             pre_psync: false,
             state,

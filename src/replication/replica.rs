@@ -20,6 +20,11 @@
 //!   │                              └── link lost: the master's history is cached ─┘
 //! ```
 //!
+//! With a broken transfer to resume ([`ReplicaSide::resumable`]), `ReceiveCapa` sends
+//! `REPLCONF rdb-resume ...` first and waits in `ReceiveResume`; a master answering the PSYNC
+//! with `+RESUME` then sends only the rest of that snapshot into the kept temp file
+//! ([`crate::replication::master::resume`] has the protocol).
+//!
 //! `Transfer` receives the snapshot (`$<len>` or diskless `$EOF:<mark>` framing) into a temp
 //! file, then a helper thread loads it into a fresh keyspace while the old one keeps serving
 //! reads (`replica-serve-stale-data yes`); the swap happens under the keyspace lock. In
@@ -46,6 +51,7 @@
 
 use std::fmt::Write as _;
 
+use super::master::resume::ResumeRequest;
 use super::state::{ReplicationState, NO_REPLID};
 use crate::command::{flags, CmdError, CmdResult, Ctx};
 use crate::config::Config;
@@ -80,6 +86,12 @@ pub enum LinkState {
     ReceiveIp,
     /// Waiting for the reply to `REPLCONF capa eof capa psync2`.
     ReceiveCapa,
+    /// Waiting for the reply to `REPLCONF snapshot-only 1` (ringkv's own; sent unless a
+    /// split sync failed with this master, see [`ReplicaSide::split`]).
+    ReceiveSplit,
+    /// Waiting for the reply to `REPLCONF rdb-resume` (only with a broken transfer to
+    /// resume, see [`ReplicaSide::resumable`]).
+    ReceiveResume,
     /// About to send `PSYNC` (transient, inside one step).
     SendPsync,
     /// `PSYNC` sent; waiting for `+FULLRESYNC`, `+CONTINUE` or an error.
@@ -101,6 +113,8 @@ impl LinkState {
                 | LinkState::ReceivePort
                 | LinkState::ReceiveIp
                 | LinkState::ReceiveCapa
+                | LinkState::ReceiveSplit
+                | LinkState::ReceiveResume
                 | LinkState::SendPsync
                 | LinkState::ReceivePsync
         )
@@ -176,6 +190,17 @@ pub struct ReplicaSide {
     pub cached: Option<MasterHistory>,
     /// `+FULLRESYNC <replid> <offset>` being served; `None` with legacy SYNC.
     pub fullresync: Option<(String, i64)>,
+    /// A snapshot transfer that broke, whose first bytes core 0 kept in the temp file: the
+    /// next handshake asks the master to send only the rest (ringkv's own, see
+    /// [`crate::replication::master::resume`]).
+    pub resumable: Option<ResumeRequest>,
+    /// The master accepted `REPLCONF snapshot-only 1` on this link: after `+FULLRESYNC` (or
+    /// `+RESUME`) the stream comes through a second connection, `PSYNC <replid> <offset+1>`,
+    /// received while the snapshot is transferred and loaded, so the master never holds it
+    /// for us (no resync loop under a heavy write load). Real Redis refuses the option.
+    pub split: bool,
+    /// A split sync failed: the next attempts use the one connection, as Redis does.
+    pub split_disabled: bool,
     pub transfer: TransferProgress,
     /// Unix ms of the last handshake progress (connect, replies), for `repl-timeout`.
     pub handshake_last_io_ms: u64,
@@ -249,6 +274,9 @@ pub enum Reaction {
     /// `+CONTINUE`: the stream resumes after the cached offset (a new replication ID when the
     /// master changed it).
     Continue { new_replid: Option<String> },
+    /// `+RESUME`: the rest of the broken transfer follows, as `$<bytes left>`; the kept
+    /// temp file continues.
+    Resume,
     /// This attempt failed (the reason is logged): close the link and retry later.
     Fail,
 }
@@ -291,7 +319,8 @@ impl ReplicaSide {
                     "Master replied to PING, replication can continue..."
                 );
                 self.state = LinkState::SendHandshake;
-                let bytes = handshake_commands(settings);
+                self.split = false;
+                let bytes = handshake_commands(settings, !self.split_disabled);
                 self.state = if settings.masterauth.is_some() {
                     LinkState::ReceiveAuth
                 } else {
@@ -338,23 +367,31 @@ impl ReplicaSide {
                         "(Non critical) Master does not understand REPLCONF capa: {text}"
                     );
                 }
-                self.state = LinkState::SendPsync;
-                let (replid, offset) = self.psync_request();
-                if self.cached.is_some() {
+                if !self.split_disabled {
+                    self.state = LinkState::ReceiveSplit;
+                    return Reaction::Wait;
+                }
+                self.resume_or_psync()
+            }
+            LinkState::ReceiveSplit => {
+                self.split = !is_error;
+                if self.split {
                     log!(
                         Notice,
-                        "Trying a partial resynchronization (request {replid}:{offset})."
-                    );
-                } else {
-                    log!(
-                        Notice,
-                        "Partial resynchronization not possible (no cached master)"
+                        "The master sends snapshots on their own: a full sync will take the stream through a second connection"
                     );
                 }
-                let mut bytes = Vec::new();
-                super::propagate::encode(&mut bytes, &["PSYNC", &replid, &offset]);
-                self.state = LinkState::ReceivePsync;
-                Reaction::Send(bytes)
+                self.resume_or_psync()
+            }
+            LinkState::ReceiveResume => {
+                if is_error {
+                    log!(
+                        Notice,
+                        "The master can't resume the broken snapshot transfer: {text}"
+                    );
+                    self.resumable = None;
+                }
+                self.send_psync()
             }
             LinkState::ReceivePsync => self.on_psync_reply(reply, &text, now_ms),
             _ => {
@@ -368,10 +405,81 @@ impl ReplicaSide {
         }
     }
 
+    /// After the `REPLCONF` replies: asks to resume a broken transfer, or sends `PSYNC`.
+    fn resume_or_psync(&mut self) -> Reaction {
+        {
+            if let Some(request) = &self.resumable {
+                log!(
+                    Notice,
+                    "Asking the master to resume the broken snapshot transfer at byte {} of {}",
+                    request.received,
+                    request.size
+                );
+                let mut bytes = Vec::new();
+                super::propagate::encode(
+                    &mut bytes,
+                    &["REPLCONF", "rdb-resume", &request.encode()],
+                );
+                self.state = LinkState::ReceiveResume;
+                return Reaction::Send(bytes);
+            }
+            self.send_psync()
+        }
+    }
+
+    /// Sends `PSYNC` for the cached history (or `PSYNC ? -1`).
+    fn send_psync(&mut self) -> Reaction {
+        {
+            self.state = LinkState::SendPsync;
+            let (replid, offset) = self.psync_request();
+            if self.cached.is_some() {
+                log!(
+                    Notice,
+                    "Trying a partial resynchronization (request {replid}:{offset})."
+                );
+            } else {
+                log!(
+                    Notice,
+                    "Partial resynchronization not possible (no cached master)"
+                );
+            }
+            let mut bytes = Vec::new();
+            super::propagate::encode(&mut bytes, &["PSYNC", &replid, &offset]);
+            self.state = LinkState::ReceivePsync;
+            Reaction::Send(bytes)
+        }
+    }
+
     fn on_psync_reply(&mut self, reply: &[u8], text: &str, now_ms: u64) -> Reaction {
         if reply.is_empty() {
             // Newlines the master sends to keep the link alive before it answers.
             return Reaction::Wait;
+        }
+        // Whatever the answer, the partial file is useless unless it is `+RESUME` for it.
+        let resumable = self.resumable.take();
+        if reply.starts_with(b"+RESUME ") {
+            let granted = parse_resume(reply);
+            let Some(request) =
+                resumable.filter(|r| granted == Some((r.replid.clone(), r.offset, r.received)))
+            else {
+                log!(
+                    Warning,
+                    "Master resumed a snapshot transfer this replica did not ask for: {text}"
+                );
+                return Reaction::Fail;
+            };
+            log!(
+                Notice,
+                "Resuming the snapshot transfer from master: {}:{} at byte {}",
+                request.replid,
+                request.offset,
+                request.received
+            );
+            self.fullresync = Some((request.replid.clone(), request.offset as i64));
+            self.begin_transfer(now_ms);
+            self.transfer.size = request.size as i64;
+            self.transfer.read = request.received;
+            return Reaction::Resume;
         }
         if reply.starts_with(b"+FULLRESYNC") {
             self.fullresync = match parse_fullresync(reply) {
@@ -434,7 +542,7 @@ impl ReplicaSide {
 
 /// `AUTH`, `REPLCONF listening-port`, `REPLCONF ip-address` (when announced) and `REPLCONF
 /// capa eof capa psync2`, pipelined.
-fn handshake_commands(settings: &HandshakeSettings) -> Vec<u8> {
+fn handshake_commands(settings: &HandshakeSettings, split: bool) -> Vec<u8> {
     let mut bytes = Vec::new();
     if let Some(password) = &settings.masterauth {
         match &settings.masteruser {
@@ -451,7 +559,65 @@ fn handshake_commands(settings: &HandshakeSettings) -> Vec<u8> {
         super::propagate::encode(&mut bytes, &["REPLCONF", "ip-address", ip]);
     }
     super::propagate::encode(&mut bytes, &["REPLCONF", "capa", "eof", "capa", "psync2"]);
+    if split {
+        super::propagate::encode(&mut bytes, &["REPLCONF", "snapshot-only", "1"]);
+    }
     bytes
+}
+
+/// The commands that open the stream connection of a split sync: first `AUTH`, `REPLCONF
+/// listening-port`, [`REPLCONF ip-address`] and `REPLCONF capa`, pipelined; then, once their
+/// replies are in (a master refuses `PSYNC` with replies pending), `PSYNC <replid> <offset>`,
+/// which must be answered `+CONTINUE`.
+pub fn stream_handshake(
+    settings: &HandshakeSettings,
+    replid: &str,
+    offset: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut psync = Vec::new();
+    super::propagate::encode(&mut psync, &["PSYNC", replid, &offset.to_string()]);
+    (handshake_commands(settings, false), psync)
+}
+
+/// `+RESUME <replid> <offset> <received>` → the request it grants (size left unknown: 0
+/// here, the caller compares the rest).
+fn parse_resume(reply: &[u8]) -> Option<(String, u64, u64)> {
+    let text = std::str::from_utf8(reply).ok()?;
+    let mut words = text.split(' ');
+    if words.next()? != "+RESUME" {
+        return None;
+    }
+    let replid = words.next()?.to_string();
+    let offset = words.next()?.parse().ok()?;
+    let received = words.next()?.parse().ok()?;
+    words.next().is_none().then_some((replid, offset, received))
+}
+
+/// The link broke while receiving a `$<len>` snapshot with `received` bytes in the temp
+/// file: remembers it for a resume, and returns whether core 0 must keep the file.
+pub fn keep_for_resume(side: &mut ReplicaSide, received: u64) -> bool {
+    let keep = match (&side.fullresync, side.state) {
+        (Some((replid, offset)), LinkState::Transfer)
+            if !side.transfer.loading
+                && *offset >= 0
+                && side.transfer.size > 0
+                && received > 0
+                && received < side.transfer.size as u64 =>
+        {
+            side.resumable = Some(ResumeRequest {
+                replid: replid.clone(),
+                offset: *offset as u64,
+                size: side.transfer.size as u64,
+                received,
+            });
+            true
+        }
+        _ => false,
+    };
+    if !keep {
+        side.resumable = None;
+    }
+    keep
 }
 
 /// `+FULLRESYNC <40-char replid> <offset>` → (replid, offset).
@@ -661,6 +827,9 @@ pub fn set_master(store: &mut Store, host: &str, port: u16) {
     side.state = LinkState::Connect;
     side.connect_now = true;
     side.fullresync = None;
+    side.resumable = None;
+    // A new master gets a split sync tried again.
+    side.split_disabled = false;
     side.transfer = TransferProgress::default();
     if was_master {
         if side.cached.take().is_some() {
@@ -690,6 +859,7 @@ pub fn unset_master(store: &mut Store) {
     side.state = LinkState::None;
     side.connect_now = false;
     side.fullresync = None;
+    side.resumable = None;
     side.transfer = TransferProgress::default();
     side.down_since_ms = 0;
     shift_replication_id(&mut store.replication);
@@ -1184,7 +1354,8 @@ mod tests {
             bytes,
             b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n\
 *3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n\
-*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n"
+*5\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n\
+*3\r\n$8\r\nREPLCONF\r\n$13\r\nsnapshot-only\r\n$1\r\n1\r\n"
         );
         assert_eq!(side.state, LinkState::ReceiveAuth);
         assert_eq!(
@@ -1197,12 +1368,55 @@ mod tests {
             side.on_handshake_reply(b"-ERR unknown", &settings(true), 3),
             Reaction::Wait
         );
-        let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(true), 4) else {
+        assert_eq!(
+            side.on_handshake_reply(b"+OK", &settings(true), 4),
+            Reaction::Wait
+        );
+        assert_eq!(side.state, LinkState::ReceiveSplit);
+        // Redis refuses snapshot-only: one connection, as usual.
+        let Reaction::Send(psync) = side.on_handshake_reply(
+            b"-ERR Unrecognized REPLCONF option: snapshot-only",
+            &settings(true),
+            5,
+        ) else {
             panic!("expected PSYNC");
         };
+        assert!(!side.split);
         assert_eq!(psync, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n");
         assert_eq!(side.state, LinkState::ReceivePsync);
-        assert_eq!(side.handshake_last_io_ms, 4);
+        assert_eq!(side.handshake_last_io_ms, 5);
+    }
+
+    #[test]
+    fn a_master_accepting_snapshot_only_gets_a_split_sync_unless_one_failed() {
+        let mut side = side_in(LinkState::ReceiveSplit);
+        let Reaction::Send(_) = side.on_handshake_reply(b"+OK", &settings(false), 1) else {
+            panic!("expected PSYNC");
+        };
+        assert!(side.split);
+        let mut side = side_in(LinkState::ReceivePong);
+        side.split_disabled = true;
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+PONG", &settings(false), 1) else {
+            panic!();
+        };
+        assert!(!String::from_utf8_lossy(&bytes).contains("snapshot-only"));
+        side.on_handshake_reply(b"+OK", &settings(false), 2);
+        let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(false), 3) else {
+            panic!("expected PSYNC right after capa");
+        };
+        assert!(psync.starts_with(b"*3\r\n$5\r\nPSYNC"));
+        assert!(!side.split);
+        let (first, psync) = stream_handshake(&settings(true), ID_A, 101);
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.starts_with("*2\r\n$4\r\nAUTH"), "{text}");
+        assert!(
+            !text.contains("snapshot-only") && !text.contains("PSYNC"),
+            "{text}"
+        );
+        assert_eq!(
+            psync,
+            format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$3\r\n101\r\n").as_bytes()
+        );
     }
 
     #[test]
@@ -1223,12 +1437,78 @@ mod tests {
     #[test]
     fn psync_asks_for_the_byte_after_the_cached_offset() {
         let mut side = side_in(LinkState::ReceiveCapa);
+        side.split_disabled = true;
         side.cached = Some(history(ID_A, 1234));
         let Reaction::Send(psync) = side.on_handshake_reply(b"+OK", &settings(false), 1) else {
             panic!();
         };
         let expected = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID_A}\r\n$4\r\n1235\r\n");
         assert_eq!(psync, expected.as_bytes());
+    }
+
+    #[test]
+    fn a_broken_transfer_is_kept_and_resumed_only_when_the_master_grants_it() {
+        let mut side = side_in(LinkState::ReceivePsync);
+        let full = format!("+FULLRESYNC {ID_B} 777");
+        assert_eq!(
+            side.on_handshake_reply(full.as_bytes(), &settings(false), 1),
+            Reaction::FullResync
+        );
+        side.transfer.size = 1000;
+        // Nothing received, or everything: nothing to resume.
+        assert!(!keep_for_resume(&mut side, 0));
+        assert!(!keep_for_resume(&mut side, 1000));
+        assert!(keep_for_resume(&mut side, 400));
+        let request = side.resumable.clone().unwrap();
+        assert_eq!(
+            (
+                request.replid.as_str(),
+                request.offset,
+                request.size,
+                request.received
+            ),
+            (ID_B, 777, 1000, 400)
+        );
+        // The next handshake asks for it before PSYNC.
+        side.state = LinkState::ReceiveSplit;
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+OK", &settings(false), 2) else {
+            panic!();
+        };
+        let value = format!("{ID_B}:777:1000:400");
+        assert!(String::from_utf8_lossy(&bytes).contains(&value));
+        assert_eq!(side.state, LinkState::ReceiveResume);
+        let Reaction::Send(bytes) = side.on_handshake_reply(b"+OK", &settings(false), 3) else {
+            panic!();
+        };
+        assert!(bytes.starts_with(b"*3\r\n$5\r\nPSYNC"));
+        // A grant for another byte is refused; the right one continues the transfer.
+        let mut wrong = side_in(LinkState::ReceivePsync);
+        wrong.resumable = side.resumable.clone();
+        let reply = format!("+RESUME {ID_B} 777 401");
+        assert_eq!(
+            wrong.on_handshake_reply(reply.as_bytes(), &settings(false), 4),
+            Reaction::Fail
+        );
+        let reply = format!("+RESUME {ID_B} 777 400");
+        assert_eq!(
+            side.on_handshake_reply(reply.as_bytes(), &settings(false), 4),
+            Reaction::Resume
+        );
+        assert_eq!(side.state, LinkState::Transfer);
+        assert_eq!((side.transfer.size, side.transfer.read), (1000, 400));
+        assert_eq!(side.fullresync, Some((ID_B.to_string(), 777)));
+        // A master that can't resume: the request is forgotten, PSYNC goes on as usual.
+        let mut refused = side_in(LinkState::ReceiveResume);
+        refused.resumable = Some(request);
+        let Reaction::Send(_) = refused.on_handshake_reply(
+            b"-ERR Unrecognized REPLCONF option: rdb-resume",
+            &settings(false),
+            5,
+        ) else {
+            panic!();
+        };
+        assert_eq!(refused.resumable, None);
+        assert_eq!(refused.state, LinkState::ReceivePsync);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use super::*;
@@ -37,6 +38,7 @@ use crate::persistence::{files, rdb};
 use crate::replication::replica::{
     self, BulkHeader, EofMark, HandshakeSettings, LinkState, Reaction,
 };
+use crate::server::stream_fetch::StreamFetch;
 use crate::storage::{Db, ExpiryMode};
 
 /// Receive buffer reserved while the snapshot streams in: one `recv` takes up to this much.
@@ -56,6 +58,9 @@ const REPLICATION_CRON_MS: u64 = 1000;
 pub(super) struct ReplicaLink {
     current: Option<Link>,
     next_cron_ms: u64,
+    /// The temp file of a snapshot transfer that broke, kept while the keyspace's
+    /// `ReplicaSide::resumable` describes it (the next handshake asks to resume it).
+    kept: Option<TransferFile>,
 }
 
 /// One attempt to follow the master, made for one
@@ -86,7 +91,14 @@ struct Open {
     queued_in_multi: usize,
     /// Input length after the last batch (to count the bytes received since).
     buffered: usize,
+    /// A split full sync's stream connection, receiving while the snapshot comes through
+    /// this one (`crate::server::stream_fetch`).
+    stream: Option<StreamFetch>,
 }
+
+/// `Open::slot` of a link whose snapshot connection was closed after a split sync's
+/// snapshot arrived, until the stream connection takes its place.
+const DETACHED: u32 = u32::MAX;
 
 /// What the link's input is expected to hold next.
 enum Stage {
@@ -123,10 +135,14 @@ struct TransferFile {
 
 impl TransferFile {
     fn create() -> std::io::Result<TransferFile> {
+        // A kept file from a broken transfer may exist beside a new one: the sequence number
+        // keeps their names apart.
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
         let path = PathBuf::from(format!(
-            "temp-{}.{}.rdb",
+            "temp-{}.{}.{}.rdb",
             unix_time_ms() / 1000,
-            std::process::id()
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -282,6 +298,27 @@ impl Core {
             && now.saturating_sub(handshake_io) > timeout_ms
         {
             log!(Warning, "Timeout connecting to the MASTER...");
+            self.master_link_abort(true);
+            return;
+        }
+        let fetch_failed = matches!(
+            &self.replica_link.current,
+            Some(Link { phase: Phase::Open(Open { stream: Some(fetch), .. }), .. }) if fetch.failed()
+        );
+        if fetch_failed {
+            let error = match self.open_link().and_then(|(_, open)| open.stream.take()) {
+                Some(fetch) => fetch.finish().err().unwrap_or_default(),
+                None => String::new(),
+            };
+            log!(
+                Warning,
+                "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+            );
+            self.shared
+                .lock_store()
+                .replication
+                .replica_side
+                .split_disabled = true;
             self.master_link_abort(true);
             return;
         }
@@ -462,6 +499,7 @@ impl Core {
                 stage: Stage::Handshake,
                 queued_in_multi: 0,
                 buffered: 0,
+                stream: None,
             }),
         });
         self.master_link_send(slot, &ping);
@@ -492,23 +530,62 @@ impl Core {
     /// that follows is not mistaken for a lost master). `reconnect_now` retries at the next
     /// tick instead of the next cron second.
     fn master_link_abort(&mut self, reconnect_now: bool) {
-        let Some(link) = self.replica_link.current.take() else {
+        let Some(mut link) = self.replica_link.current.take() else {
             return;
         };
+        // A `$<len>` payload cut short: its first bytes are kept for a resume.
+        let received = match &link.phase {
+            Phase::Open(Open {
+                stage: Stage::Payload(file, PayloadEnd::Length(_)),
+                ..
+            }) => Some(file.written),
+            _ => None,
+        };
+        let mut keep = false;
         {
             let mut store = self.shared.lock_store();
             if store.replication.replica_side.epoch == link.epoch {
+                if let Some(received) = received {
+                    keep = replica::keep_for_resume(&mut store.replication.replica_side, received);
+                }
                 replica::link_lost(&mut store, unix_time_ms(), reconnect_now);
+            }
+        }
+        if keep {
+            if let Phase::Open(open) = &mut link.phase {
+                if let Stage::Payload(file, _) =
+                    std::mem::replace(&mut open.stage, Stage::Handshake)
+                {
+                    log!(
+                        Notice,
+                        "Keeping the {} bytes of the snapshot received so far, to resume the transfer",
+                        file.written
+                    );
+                    if let Some(old) = self.replica_link.kept.replace(file) {
+                        old.discard();
+                    }
+                }
             }
         }
         self.master_link_dispose(link);
     }
 
-    /// Drops a link made for an older epoch (REPLICAOF changed): the state already moved on.
+    /// Deletes the kept partial snapshot unless the keyspace still wants it resumed.
+    fn master_link_sync_kept(&mut self, resumable: bool) {
+        if !resumable {
+            if let Some(file) = self.replica_link.kept.take() {
+                file.discard();
+            }
+        }
+    }
+
+    /// Drops a link made for an older epoch (REPLICAOF changed): the state already moved on,
+    /// and a kept partial snapshot belongs to the old master.
     fn master_link_drop(&mut self) {
         if let Some(link) = self.replica_link.current.take() {
             self.master_link_dispose(link);
         }
+        self.master_link_sync_kept(false);
     }
 
     /// Releases a link's resources: cancels a connect, closes the connection, removes a
@@ -665,6 +742,57 @@ impl Core {
             .replication
             .replica_side
             .on_handshake_reply(&line, &settings, now);
+        let resumable = store.replication.replica_side.resumable.is_some();
+        let split = {
+            let side = &store.replication.replica_side;
+            match (&reaction, &side.master, &side.fullresync) {
+                (Reaction::FullResync | Reaction::Resume, Some(master), Some((replid, offset)))
+                    if side.split =>
+                {
+                    Some((master.clone(), replid.clone(), *offset as u64 + 1))
+                }
+                _ => None,
+            }
+        };
+        if let Some((master, replid, first_offset)) = split {
+            let started = StreamFetch::start(
+                master.host,
+                master.port,
+                settings.clone(),
+                replid,
+                first_offset,
+                self.config.client_query_buffer_limit,
+                Duration::from_secs(self.config.repl_timeout_secs.max(1)),
+            );
+            match started {
+                Ok(fetch) => {
+                    if let Some(Link {
+                        phase: Phase::Open(open),
+                        ..
+                    }) = &mut self.replica_link.current
+                    {
+                        open.stream = Some(fetch);
+                    }
+                }
+                Err(error) => {
+                    log!(
+                        Warning,
+                        "Can't start the thread for the stream connection: {}",
+                        crate::config::os_error_text(&error)
+                    );
+                    store.replication.replica_side.split_disabled = true;
+                    drop(store);
+                    self.master_link_abort(true);
+                    return false;
+                }
+            }
+        }
+        if reaction != Reaction::Resume && !resumable {
+            // Before any new temp file: the kept one goes unless a resume is still possible.
+            if let Some(file) = self.replica_link.kept.take() {
+                file.discard();
+            }
+        }
         match reaction {
             Reaction::Wait => true,
             Reaction::Send(bytes) => {
@@ -691,6 +819,22 @@ impl Core {
                             crate::config::os_error_text(&error)
                         );
                         self.master_link_abort(false);
+                        false
+                    }
+                }
+            }
+            Reaction::Resume => {
+                drop(store);
+                match self.replica_link.kept.take() {
+                    Some(file) => {
+                        if let Some((_, open)) = self.open_link() {
+                            open.stage = Stage::BulkHeader(file);
+                        }
+                        true
+                    }
+                    None => {
+                        log!(Warning, "The partial snapshot to resume is gone");
+                        self.master_link_abort(true);
                         false
                     }
                 }
@@ -779,12 +923,23 @@ impl Core {
                 Some(PayloadEnd::Mark(EofMark::new(mark)))
             }
         };
+        let already = match self.open_link() {
+            Some((
+                _,
+                Open {
+                    stage: Stage::BulkHeader(file),
+                    ..
+                },
+            )) => file.written,
+            _ => 0,
+        };
         {
             let mut store = self.shared.lock_store();
             let transfer = &mut store.replication.replica_side.transfer;
             transfer.last_io_ms = now;
             match &end {
-                Some(PayloadEnd::Length(len)) => transfer.size = *len as i64,
+                // A resumed transfer announces only the bytes left.
+                Some(PayloadEnd::Length(len)) => transfer.size = (*len + already) as i64,
                 Some(PayloadEnd::Mark(_)) => transfer.size = 0,
                 None => {}
             }
@@ -917,10 +1072,20 @@ impl Core {
             self.master_link_abort(true);
             return;
         }
+        let mut detach = false;
         if let Some((_, open)) = self.open_link() {
             open.stage = Stage::Loading { path, results };
+            if open.stream.is_some() {
+                // Split sync: this connection carried only the snapshot (the master closes
+                // it too); the stream connection takes its place once the data is loaded.
+                open.slot = DETACHED;
+                open.client_id = 0;
+                detach = true;
+            }
         }
-        if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
+        if detach {
+            self.close(slot);
+        } else if let Some(Some(conn)) = self.conns.get_mut(slot as usize) {
             conn.input_paused = true;
         }
     }
@@ -945,6 +1110,7 @@ impl Core {
         else {
             return;
         };
+        let stream = open.stream.take();
         let snapshot = match outcome {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -954,6 +1120,45 @@ impl Core {
                 return;
             }
         };
+        // A split sync: the stream connection becomes the link, what it received first.
+        let mut slot = slot;
+        if let Some(stream) = stream {
+            match stream.finish() {
+                Ok(fetched) => {
+                    log!(
+                        Notice,
+                        "MASTER <-> REPLICA sync: {} bytes of stream received while loading",
+                        fetched.received.len()
+                    );
+                    let _ = fetched.socket.set_nonblocking(true);
+                    let (new_slot, client_id) =
+                        self.insert_master_conn(Socket::from(fetched.socket));
+                    if let Some(Some(conn)) = self.conns.get_mut(new_slot as usize) {
+                        conn.inbuf = fetched.received;
+                        conn.read_pos = 0;
+                    }
+                    if let Some((_, open)) = self.open_link() {
+                        open.slot = new_slot;
+                        open.client_id = client_id;
+                    }
+                    slot = new_slot;
+                }
+                Err(error) => {
+                    log!(
+                        Warning,
+                        "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+                    );
+                    let _ = std::fs::remove_file(&path);
+                    self.shared
+                        .lock_store()
+                        .replication
+                        .replica_side
+                        .split_disabled = true;
+                    self.master_link_abort(true);
+                    return;
+                }
+            }
+        }
         let config = self.config.clone();
         let target = crate::persistence::snapshot::rdb_path(&config);
         let mut store = self.shared.lock_store();

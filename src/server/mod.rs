@@ -4,6 +4,7 @@
 pub mod client;
 pub mod event_loop;
 pub mod shared;
+pub(crate) mod stream_fetch;
 pub mod uring;
 
 use std::sync::Arc;

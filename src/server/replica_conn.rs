@@ -164,9 +164,10 @@ impl Core {
         conn.client.reply_mode = ReplyMode::Off;
         let borrowed = BorrowedSocket(conn.fd);
         let _ = socket2::SockRef::from(&borrowed).set_send_buffer_size(SEND_BUFFER);
-        let phase = match handoff {
-            Handoff::Stream(reader) => Phase::Online(reader),
-            Handoff::AwaitSnapshot => Phase::Waiting,
+        let (phase, resume) = match handoff {
+            Handoff::Stream(reader) => (Phase::Online(reader), None),
+            Handoff::AwaitSnapshot => (Phase::Waiting, None),
+            Handoff::Resume { file, len, from } => (Phase::Waiting, Some((file, len, from))),
         };
         conn.replica = Some(Box::new(ReplicaConn {
             phase,
@@ -178,7 +179,10 @@ impl Core {
         if !self.replicas.slots.contains(&slot) {
             self.replicas.slots.push(slot);
         }
-        self.replica_pump(slot);
+        match resume {
+            Some((file, len, from)) => self.begin_file_send(slot, file, len, from),
+            None => self.replica_pump(slot),
+        }
     }
 
     /// A message from another core about one of our replicas.
@@ -187,7 +191,16 @@ impl Core {
             ReplicaEvent::SendSnapshot { file, len } => (file, len),
             other => return self.on_diskless_event(token, other),
         };
-        let Some((slot, conn)) = self.conn_by_token(token) else {
+        let Some((slot, _)) = self.conn_by_token(token) else {
+            return;
+        };
+        self.begin_file_send(slot, file, len, 0);
+    }
+
+    /// Sends `$<len - from>\r\n`, then the snapshot file from byte `from` on (0 for a whole
+    /// file, more when a broken transfer resumes).
+    fn begin_file_send(&mut self, slot: u32, file: Arc<File>, len: u64, from: u64) {
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
             return;
         };
         let Some(replica) = conn.replica.as_mut() else {
@@ -206,13 +219,13 @@ impl Core {
         replica.phase = Phase::File(FileSend {
             file,
             len,
-            file_pos: 0,
+            file_pos: from,
             in_pipe: 0,
             pipe_read,
             pipe_write,
             pipe_capacity,
         });
-        conn.out.raw(format!("${len}\r\n").as_bytes());
+        conn.out.raw(format!("${}\r\n", len - from).as_bytes());
         self.dirty.push(slot);
         if !self.replicas.workers_capped {
             self.replicas.workers_capped = true;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod resp;
 pub mod workload;
 

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::resume::{self, ResumeRequest};
 use super::{
     create_backlog, start_snapshot, Handoff, Replica, ReplicaHello, ReplicaState, WaitingClient,
 };
@@ -91,8 +92,21 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Ok(());
         } else if args::is(option, "rdb-only") {
             hello(ctx).rdb_only = flag_value(value)?;
+        } else if args::is(option, "snapshot-only") {
+            let value = flag_value(value)?;
+            let hello = hello(ctx);
+            hello.rdb_only = value;
+            hello.snapshot_only = value;
         } else if args::is(option, "rdb-no-compress") {
             hello(ctx).no_compress = flag_value(value)?;
+        } else if args::is(option, "rdb-resume") {
+            let request = ResumeRequest::parse(value).ok_or_else(|| {
+                CmdError::new("ERR REPLCONF rdb-resume wants <replid>:<offset>:<size>:<received>")
+            })?;
+            resume::find(&ctx.store.replication, &request).map_err(|reason| {
+                CmdError::new(format!("ERR can't resume the snapshot transfer: {reason}"))
+            })?;
+            hello(ctx).resume = Some(request);
         } else {
             return Err(CmdError::new(format!(
                 "ERR Unrecognized REPLCONF option: {}",
@@ -270,6 +284,7 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         capa_eof: hello.capa_eof,
         capa_psync2: hello.capa_psync2,
         rdb_only: hello.rdb_only,
+        snapshot_only: hello.snapshot_only,
         no_compress: hello.no_compress,
         pre_psync: !is_psync,
         state: ReplicaState::WaitBgsaveStart,
@@ -373,6 +388,50 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 if reason.counts_as_partial_err() {
                     ctx.store.replication.master_side.stats.partial_err += 1;
                 }
+            }
+        }
+        if let Some(request) = hello.resume.take() {
+            match resume::find(&ctx.store.replication, &request) {
+                Ok(retained) => {
+                    let (file, len) = (retained.file.clone(), retained.len);
+                    log!(
+                        Notice,
+                        "Resuming the full resync of replica {name}: sending the snapshot from byte {} of {len}",
+                        request.received
+                    );
+                    ctx.reply.raw(
+                        format!(
+                            "+RESUME {} {} {}\r\n",
+                            request.replid, request.offset, request.received
+                        )
+                        .as_bytes(),
+                    );
+                    let now_ms = unix_time_ms();
+                    let side = &mut ctx.store.replication.master_side;
+                    if let Some(retained) = side.retained.as_mut() {
+                        // A link that keeps breaking keeps the snapshot alive.
+                        retained.until_ms = now_ms.saturating_add(
+                            ctx.config
+                                .repl_resume_snapshot_ttl_secs
+                                .saturating_mul(1000),
+                        );
+                    }
+                    replica.state = ReplicaState::SendBulk;
+                    replica.stream_start = request.offset + 1;
+                    side.replicas.push(replica);
+                    hello.registered = true;
+                    hello.handoff = Some(Handoff::Resume {
+                        file,
+                        len,
+                        from: request.received,
+                    });
+                    become_replica(ctx, hello);
+                    return Ok(());
+                }
+                Err(reason) => log!(
+                    Notice,
+                    "Can't resume the snapshot transfer of replica {name}: {reason}"
+                ),
             }
         }
     }

@@ -224,6 +224,7 @@ pub(super) fn start(
     log!(Notice, "Background RDB transfer started by pid {pid}");
     store.replication.master_side.snapshot = Some(SyncSnapshot {
         pid,
+        replid: store.replication.replid.clone(),
         offset,
         no_compress,
         diskless: true,
@@ -351,6 +352,14 @@ pub enum Drained {
 
 /// Online after a complete transfer; the stream waits for the first ACK unless it came.
 fn put_online(replica: &mut Replica, backlog: Option<&Backlog>, now_secs: u64) -> Drained {
+    if replica.snapshot_only {
+        log!(
+            Notice,
+            "Snapshot sent to replica {}, which takes the stream through its other connection",
+            replica.name()
+        );
+        return Drained::Close;
+    }
     if replica.rdb_only {
         log!(
             Notice,
@@ -528,6 +537,7 @@ mod tests {
             capa_eof,
             capa_psync2: true,
             rdb_only: false,
+            snapshot_only: false,
             no_compress: false,
             pre_psync: false,
             state,

@@ -1,0 +1,147 @@
+//! A full sync between ringkv servers takes the stream through a second connection while the
+//! snapshot is transferred and loaded (`REPLCONF snapshot-only 1`, then `PSYNC <replid>
+//! <offset+1>` beside it), so a master under a heavy write load never holds the stream for
+//! the replica: with replica output limits far below what is written during the sync, the
+//! sync still completes once, where the one-connection protocol drops the replica and starts
+//! over (a resync loop).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{field, field_u64, query, wait_caught_up, wait_for, workload, Server};
+
+/// Writes pipelined SETs to `url` until `stop`, for at most `limit`; returns how many.
+fn write_load(url: String, stop: Arc<AtomicBool>, limit: Duration) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let value = "v".repeat(100);
+    let started = Instant::now();
+    let mut written = 0u64;
+    while !stop.load(Ordering::SeqCst) && started.elapsed() < limit {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("SET")
+                .arg(format!("load:{}", (written + i) % 50_000))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        written += 500;
+    }
+    written
+}
+
+fn sync_under_load(master: &Server, replica_args: &[&str]) -> (Server, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, url) = (stop.clone(), master.url());
+        std::thread::spawn(move || write_load(url, stop, Duration::from_secs(60)))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(replica_args);
+    let replica = Server::start(&args);
+    // The load goes on until the replica is up, or for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && field(&replica, "replication", "master_link_status") != "up"
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // More load with the link up (a replica the master is about to drop goes first), then
+    // stop.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    (replica, written)
+}
+
+/// A master whose replica limits are tiny next to what the load writes during a sync.
+fn tight_master() -> Server {
+    let master = Server::start(&[
+        "--rdbcompression",
+        "no",
+        "--repl-backlog-size",
+        "1mb",
+        "--client-output-buffer-limit",
+        "replica 1mb 512kb 60",
+    ]);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["DEBUG", "POPULATE", "100000", "key", "300"]);
+    master
+}
+
+#[test]
+fn a_full_sync_under_a_write_load_beyond_the_replica_limits_completes_once() {
+    let master = tight_master();
+    let (replica, written) = sync_under_load(&master, &[]);
+    assert_eq!(
+        field(&replica, "replication", "master_link_status"),
+        "up",
+        "master:\n{}\nreplica:\n{}",
+        master.log(),
+        replica.log()
+    );
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    assert_eq!(
+        field_u64(&master, "stats", "sync_full"),
+        1,
+        "{}",
+        master.log()
+    );
+    assert_eq!(field_u64(&master, "stats", "total_forks"), 1);
+    // The load really was beyond the limits: more stream than the replica limit and the
+    // backlog were written while the replica synced.
+    let stream = field_u64(&master, "replication", "master_repl_offset");
+    assert!(
+        stream > 4 << 20,
+        "only {stream} stream bytes ({written} writes): the load was too light to matter"
+    );
+    let log = replica.log();
+    assert!(
+        log.contains("bytes of stream received while loading"),
+        "{log}"
+    );
+    // The link is an ordinary one afterwards: writes flow, the replica acknowledges.
+    let mut con = master.client();
+    let _: () = query(&mut con, &["SET", "after", "sync"]);
+    wait_caught_up(&master, &replica);
+    wait_for(
+        "an ACK at the master's offset",
+        Duration::from_secs(10),
+        || {
+            let offset = field_u64(&master, "replication", "master_repl_offset");
+            field(&master, "replication", "slave0").contains(&format!("offset={offset},"))
+        },
+    );
+}
+
+#[test]
+fn the_split_sync_is_refused_by_redis_and_a_redis_replica_is_served_as_usual() {
+    // A real redis-server replica of ringkv never asks for it; a ringkv replica of a real
+    // redis-server master is refused it and syncs on one connection.
+    let master = Server::start(&[]);
+    workload::apply(&master, &workload::commands());
+    let port = master.port.to_string();
+    let redis_replica = Server::start_redis(&["--replicaof", "127.0.0.1", &port]);
+    wait_caught_up(&master, &redis_replica);
+    assert_eq!(workload::digest(&master), workload::digest(&redis_replica));
+    assert!(!master
+        .log()
+        .contains("takes the stream through its other connection"));
+
+    let redis_master = Server::start_redis(&["--repl-diskless-sync", "no"]);
+    workload::apply(&redis_master, &workload::commands());
+    let port = redis_master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    wait_caught_up(&redis_master, &replica);
+    assert_eq!(workload::digest(&redis_master), workload::digest(&replica));
+    assert!(!replica
+        .log()
+        .contains("a full sync will take the stream through a second connection"));
+    assert_eq!(field_u64(&redis_master, "stats", "sync_full"), 1);
+}
