@@ -165,12 +165,12 @@ fn two_ringkv_replicas_share_one_child_thanks_to_the_delay() {
         "--repl-diskless-sync",
         "yes",
         "--repl-diskless-sync-delay",
-        "3",
+        "5",
     ]);
     workload::apply(&master, &workload::commands());
     let forks_before = field_u64(&master, "stats", "total_forks");
     let first = ringkv_replica_of(&master, &[]);
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(300));
     let second = ringkv_replica_of(&master, &[]);
     wait_for("both replicas to ask", Duration::from_secs(10), || {
         replicas_of(&master).len() == 2

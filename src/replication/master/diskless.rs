@@ -34,6 +34,9 @@
 //!    snapshot; meanwhile the backlog stretch it is owed is held to the output-buffer limit by
 //!    the master cron. An ACK that arrives before the child was reaped is remembered.
 //!
+//! An `rdb-only` client (`redis-cli --rdb`) and a ringkv replica's `snapshot-only` connection
+//! (it takes the stream on a second connection) are closed once their payload is complete.
+//!
 //! INFO shows such a replica as `wait_bgsave` until the transfer is complete, then `online`
 //! (Redis 7.0 never shows `send_bulk` for a diskless transfer). `sync_full` counts one per
 //! replica, as for the disk path.
