@@ -94,6 +94,11 @@ fn a_redis_replica_receives_an_eof_framed_snapshot_and_the_writes_made_meanwhile
     workload::apply(&master, &workload::commands());
     let forks_before = field_u64(&master, "stats", "total_forks");
     let dirty_before = field_u64(&master, "persistence", "rdb_changes_since_last_save");
+    let saved_at = field(&master, "persistence", "rdb_last_save_time");
+    assert_eq!(
+        field(&master, "persistence", "rdb_last_bgsave_time_sec"),
+        "-1"
+    );
 
     let replica = redis_replica_of(&master, &[]);
     let mut states = Vec::new();
@@ -151,6 +156,16 @@ fn a_redis_replica_receives_an_eof_framed_snapshot_and_the_writes_made_meanwhile
     assert!(
         field_u64(&master, "persistence", "rdb_changes_since_last_save") >= dirty_before,
         "a diskless transfer is not a save"
+    );
+    // As redis-server 7.0 reports a diskless transfer: not a save, but a timed RDB child.
+    assert_eq!(
+        field(&master, "persistence", "rdb_last_save_time"),
+        saved_at
+    );
+    assert_eq!(field_u64(&master, "persistence", "rdb_saves"), 0);
+    assert_ne!(
+        field(&master, "persistence", "rdb_last_bgsave_time_sec"),
+        "-1"
     );
     assert!(!master.dir.path().join("dump.rdb").exists());
     // The stream keeps flowing after the sync.
