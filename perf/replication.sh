@@ -4,9 +4,8 @@
 #
 # 1. Full sync: wall time from REPLICAOF to a synced replica (master_link_status:up and the
 #    replica's offset at least the master's, read just before) for each data size (GB of
-#    DEBUG POPULATE values), disk-based and diskless (redis: repl-diskless-sync no / yes with
-#    delay 0; ringkv always sends a disk snapshot, so its one measurement stands in both rows),
-#    without and with a `redis-benchmark -t set -P 16 -r <keys>` load on the master. Under load
+#    DEBUG POPULATE values), disk-based and diskless (both servers: repl-diskless-sync no / yes
+#    with delay 0, set by CONFIG SET on the master), without and with a `redis-benchmark -t set -P 16 -r <keys>` load on the master. Under load
 #    the run lasts LOAD_WINDOW seconds from REPLICAOF and counts the master's sync_full in that
 #    window: more than 1 is a resync loop (the replica output buffer limit, 256mb 64mb 60 by
 #    default, is hit during the transfer and the replica starts over).
@@ -84,20 +83,17 @@ declare -A result
 # --- 1. Full sync -------------------------------------------------------------------------
 if [ -n "$SIZES" ]; then
   echo "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
-  echo "ringkv always sends a disk-based snapshot (repl-diskless-sync is not used): its diskless"
-  echo "rows repeat its disk measurement. sync_s '-' = not synced within the window/timeout."
+  echo "Both servers run disk (repl-diskless-sync no) and diskless (yes, delay 0) full syncs."
+  echo "sync_s '-' = not synced within the window/timeout."
   echo "Under load the window is ${LOAD_WINDOW}s; sync_full > 1 in it means a resync loop."
   printf '\n%-6s %-6s %-8s %-4s %9s %9s %9s %10s\n' GB server mode load keys sync_s sync_full keys_end
   for gb in $SIZES; do
     keys=$(awk -v g="$gb" -v v="$VALUE_SIZE" 'BEGIN { printf "%d", g * 1073741824 / (v + 70) }')
     for name in redis ringkv; do
       read -r mport mpid < <(start_server "$name" "master-$gb")
-      modes="disk diskless"; [ "$name" = ringkv ] && modes=disk
-      for mode in $modes; do
-        if [ "$name" = redis ]; then
-          if [ "$mode" = disk ]; then redis-cli -p "$mport" config set repl-diskless-sync no >/dev/null
-          else redis-cli -p "$mport" config set repl-diskless-sync yes repl-diskless-sync-delay 0 >/dev/null; fi
-        fi
+      for mode in disk diskless; do
+        if [ "$mode" = disk ]; then redis-cli -p "$mport" config set repl-diskless-sync no >/dev/null
+        else redis-cli -p "$mport" config set repl-diskless-sync yes repl-diskless-sync-delay 0 >/dev/null; fi
         for load in no yes; do
           # A fresh dataset each time: the load adds keys (its names differ from POPULATE's).
           redis-cli -p "$mport" flushall >/dev/null
@@ -124,7 +120,6 @@ if [ -n "$SIZES" ]; then
           stop "$rport" "$rpid"; rm -rf "$work/$name-replica-$gb-$mode-$load" || true
           printf '%-6s %-6s %-8s %-4s %9s %9s %9s %10s\n' "$gb" "$name" "$mode" "$load" "$keys" "$sync_s" "$full" "$keys_end"
           result[$gb,$name,$mode,$load]=$sync_s; result[$gb,$name,$mode,$load,full]=$full
-          if [ "$name" = ringkv ]; then result[$gb,$name,diskless,$load]=$sync_s; result[$gb,$name,diskless,$load,full]=$full; fi
         done
       done
       stop "$mport" "$mpid"; rm -rf "$work/$name-master-$gb" || true
@@ -135,6 +130,10 @@ if [ -n "$SIZES" ]; then
           "$(ratio_time "${result[$gb,redis,$mode,$load]}" "${result[$gb,ringkv,$mode,$load]}")" \
           "${result[$gb,redis,$mode,$load,full]}/${result[$gb,ringkv,$mode,$load,full]}"
       done
+    done
+    for load in no yes; do
+      printf '%-6s %-6s %-8s %-4s %9s %9s %9s   (ringkv disk time / ringkv diskless time)\n' "$gb" ringkv disk/dl "$load" "" \
+        "$(ratio_time "${result[$gb,ringkv,disk,$load]}" "${result[$gb,ringkv,diskless,$load]}")" ""
     done
   done
 fi

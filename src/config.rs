@@ -380,7 +380,10 @@ static DIRECTIVES: &[Directive] = &[
     directive("lazyfree-lazy-user-del", None, Kind::Bool, "no", MUTABLE),
     directive("lazyfree-lazy-user-flush", None, Kind::Bool, "no", MUTABLE),
     directive("repl-disable-tcp-nodelay", None, Kind::Bool, "no", MUTABLE),
-    directive("repl-diskless-sync", None, Kind::Bool, "yes", MUTABLE),
+    // ringkv's default is `no` where Redis 7.0 says `yes`: its disk path is written once by
+    // the child and sent zero-copy (splice) to every replica sharing it, never holding the
+    // child back for a slow replica; `repl-diskless-sync yes` (Debian's redis.conf) is honoured.
+    directive("repl-diskless-sync", None, Kind::Bool, "no", MUTABLE),
     directive(
         "aof-rewrite-incremental-fsync",
         None,
@@ -1419,6 +1422,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "repl-ping-replica-period",
     "repl-diskless-sync",
     "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
     "replica-read-only",
     "replica-serve-stale-data",
     "replica-priority",
@@ -1555,10 +1559,14 @@ pub struct Config {
     pub repl_timeout_secs: u64,
     /// Master PING period in seconds (`repl-ping-replica-period`, 10).
     pub repl_ping_replica_period_secs: u64,
-    /// Full syncs stream the RDB over the socket (`repl-diskless-sync`, yes).
+    /// Full syncs of replicas announcing `capa eof` stream the RDB from the child to their
+    /// sockets (`repl-diskless-sync`; ringkv's default is no, Redis 7.0's yes).
     pub repl_diskless_sync: bool,
     /// Seconds to wait for more replicas before a diskless sync (`repl-diskless-sync-delay`, 5).
     pub repl_diskless_sync_delay_secs: u64,
+    /// A diskless sync starts at once when this many replicas wait, 0 = no cap
+    /// (`repl-diskless-sync-max-replicas`, 0).
+    pub repl_diskless_sync_max_replicas: u64,
     /// Replicas refuse writes (`replica-read-only`, yes).
     pub replica_read_only: bool,
     /// Replicas answer while the link is down (`replica-serve-stale-data`, yes).
@@ -1649,8 +1657,9 @@ impl Default for Config {
             repl_resume_snapshot_ttl_secs: 600,
             repl_timeout_secs: 60,
             repl_ping_replica_period_secs: 10,
-            repl_diskless_sync: true,
+            repl_diskless_sync: false,
             repl_diskless_sync_delay_secs: 5,
+            repl_diskless_sync_max_replicas: 0,
             replica_read_only: true,
             replica_serve_stale_data: true,
             replica_priority: 100,
@@ -2159,6 +2168,9 @@ impl Config {
             "repl-ping-replica-period" => self.repl_ping_replica_period_secs = unsigned(number()),
             "repl-diskless-sync" => self.repl_diskless_sync = yes,
             "repl-diskless-sync-delay" => self.repl_diskless_sync_delay_secs = unsigned(number()),
+            "repl-diskless-sync-max-replicas" => {
+                self.repl_diskless_sync_max_replicas = unsigned(number())
+            }
             "replica-read-only" => self.replica_read_only = yes,
             "replica-serve-stale-data" => self.replica_serve_stale_data = yes,
             "replica-priority" => self.replica_priority = unsigned(number()),
@@ -2415,6 +2427,7 @@ impl Config {
             "repl-ping-replica-period" => self.repl_ping_replica_period_secs.to_string(),
             "repl-diskless-sync" => bool_text(self.repl_diskless_sync),
             "repl-diskless-sync-delay" => self.repl_diskless_sync_delay_secs.to_string(),
+            "repl-diskless-sync-max-replicas" => self.repl_diskless_sync_max_replicas.to_string(),
             "replica-read-only" => bool_text(self.replica_read_only),
             "replica-serve-stale-data" => bool_text(self.replica_serve_stale_data),
             "replica-priority" => self.replica_priority.to_string(),
@@ -3187,7 +3200,10 @@ mod tests {
         assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::NoEviction);
         assert_eq!(c.save, vec![(3600, 1), (300, 100), (60, 10000)]);
         assert_eq!(c.enable_debug_command, EnableLevel::No);
-        assert!(c.repl_diskless_sync);
+        // The one deliberate deviation: full syncs go through disk unless configured.
+        assert!(!c.repl_diskless_sync);
+        assert_eq!(c.repl_diskless_sync_delay_secs, 5);
+        assert_eq!(c.repl_diskless_sync_max_replicas, 0);
         assert!(c.server_threads_effective() >= 1);
         let get = |name: &str| c.get(name.as_bytes())[0].1.clone();
         assert_eq!(get("save"), "3600 1 300 100 60 10000");

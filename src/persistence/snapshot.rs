@@ -236,7 +236,15 @@ pub fn cron(shared: &Shared, store: &mut Store) {
         if let Some(finished) = fork::reap(store) {
             match finished.kind {
                 ChildKind::Rdb => {
-                    bgsave_finished(shared, store, &finished, pid);
+                    if crate::replication::master::diskless::owns_child(store, pid) {
+                        // A transfer to replicas' sockets made no file: as in Redis, only
+                        // its duration and copy-on-write size are recorded.
+                        let state = &mut store.persistence;
+                        state.last_bgsave_time_sec = finished.duration.as_secs() as i64;
+                        state.rdb_last_cow_size = finished.cow_bytes;
+                    } else {
+                        bgsave_finished(shared, store, &finished, pid);
+                    }
                     crate::replication::master::snapshot_finished(shared, store, pid, finished.ok);
                 }
                 ChildKind::AofRewrite => {

@@ -19,7 +19,7 @@
 //! on its way), `online` (streaming from the backlog). A partial resync (`+CONTINUE`) goes
 //! online at once.
 //!
-//! # Full resync: always to disk
+//! # Full resync: to disk by default, diskless when configured
 //! A full resync forks an RDB child that writes `dbfilename` (as a `BGSAVE` does, and counted
 //! as one); every replica arriving while it runs, with the same requirements, shares it. The
 //! `+FULLRESYNC` offset is the master offset at the fork, taken after the pending stream bytes
@@ -27,11 +27,16 @@
 //! meanwhile are simply the backlog from there. If the backlog overruns that cursor before the
 //! replica is online, it is disconnected and needs another full sync.
 //!
-//! ringkv serves full resyncs from disk even when `repl-diskless-sync yes` (Redis 7.0's
-//! default) is configured: the file is written once by the child, then sent zero-copy with
+//! With `repl-diskless-sync yes`, replicas that announced `capa eof` get the snapshot straight
+//! from the child through one pipe each, `$EOF:<mark>` framed ([`diskless`]: the delay that
+//! lets replicas share one child, going online on the first `REPLCONF ACK`). Others (no
+//! `capa eof`, e.g. a bare `SYNC`) still get the disk snapshot, as in Redis, and one of them
+//! waiting turns the whole shared child into a disk one. **ringkv's default is `no`** where
+//! Redis 7.0's is `yes`: the disk file is written once by the child and sent zero-copy with
 //! `splice` to every replica sharing it, and a transfer never holds the child back (a slow
-//! replica costs neither a longer-lived fork nor copy-on-write memory). The diskless knobs are
-//! accepted and shown by `CONFIG GET` but do not change this; `$EOF:` framing is not produced.
+//! replica costs neither a longer-lived fork nor copy-on-write memory); a diskless child
+//! writes at the pace of its slowest replica. A `redis.conf` saying `yes` (Debian's) gets
+//! diskless.
 //!
 //! # The stream beside the snapshot (ringkv replicas)
 //! A ringkv replica announces `REPLCONF snapshot-only 1` on the connection it syncs with. On
@@ -66,10 +71,12 @@
 //! backlog only, never into the AOF, as in Redis.
 
 pub mod commands;
+pub mod diskless;
 pub mod limits;
 pub mod resume;
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use super::backlog::Reader;
@@ -184,6 +191,10 @@ pub struct Replica {
     /// When the pending stream first went over the soft output limit (unix ms), while not
     /// online (the owning core tracks it once online).
     pub soft_limit_since: Option<u64>,
+    /// When it asked to sync (unix ms): `repl-diskless-sync-delay` counts from the oldest.
+    pub asked_ms: u64,
+    /// Its diskless transfer, from the fork until the stream starts.
+    pub diskless: Option<diskless::Transfer>,
 }
 
 impl Replica {
@@ -221,6 +232,8 @@ pub struct SyncSnapshot {
     pub offset: u64,
     /// Written without LZF (`REPLCONF rdb-no-compress`).
     pub no_compress: bool,
+    /// Streams to the replicas' sockets (no file): nobody can join it once started.
+    pub diskless: bool,
 }
 
 /// A client blocked in `WAIT`.
@@ -251,6 +264,11 @@ pub struct SyncStats {
 pub enum ReplicaEvent {
     /// The snapshot is on disk: send `$<len>\r\n` and the file, then go online.
     SendSnapshot { file: Arc<File>, len: u64 },
+    /// A diskless child writes the framed snapshot into this pipe: splice it into the socket
+    /// until end of file, then report ([`diskless::pipe_drained`]).
+    SendPipe { pipe: OwnedFd },
+    /// The diskless replica acknowledged: stream from this cursor.
+    Stream { reader: Reader },
 }
 
 /// This server's replicas and the snapshot being made for them.
@@ -511,6 +529,9 @@ fn start_snapshot(
     store.end_batch();
     store.propagation.reset_selected_db();
     let config = shared.config();
+    if diskless::chosen(&config, &store.replication.master_side, no_compress) {
+        return diskless::start(shared, store, no_compress, own);
+    }
     log!(Notice, "Starting BGSAVE for SYNC with target: disk");
     let path = snapshot::rdb_path(&config);
     let mut options = snapshot::save_options(&config);
@@ -542,6 +563,7 @@ fn start_snapshot(
                 replid: store.replication.replid.clone(),
                 offset,
                 no_compress,
+                diskless: false,
             });
             let replid = store.replication.replid.clone();
             for replica in &mut store.replication.master_side.replicas {
@@ -572,33 +594,42 @@ fn start_snapshot(
             log!(Warning, "Can't save in background: {error}");
             log!(Warning, "BGSAVE for replication failed");
             store.persistence.last_bgsave_ok = false;
-            let side = &mut store.replication.master_side;
-            let mut kept = Vec::with_capacity(side.replicas.len());
-            for replica in side.replicas.drain(..) {
-                if replica.state == ReplicaState::WaitBgsaveStart
-                    && replica.shares_snapshot(no_compress)
-                {
-                    let error = b"-ERR BGSAVE failed, replication can't continue\r\n".to_vec();
-                    match own_reply.as_deref_mut() {
-                        Some(reply) if Some(replica.client_id) == own_id => {
-                            reply.extend_from_slice(&error)
-                        }
-                        _ => shared.cores[replica.core].send(CoreMessage::Deliver {
-                            conn: replica.conn,
-                            bytes: error,
-                        }),
-                    }
-                    shared.cores[replica.core].send(CoreMessage::Kill { conn: replica.conn });
-                } else {
-                    kept.push(replica);
-                }
-            }
-            side.replicas = kept;
-            if side.replicas.is_empty() {
-                side.no_replicas_since = unix_time_ms() / 1000;
-            }
+            fail_waiting(shared, store, no_compress, own_id, own_reply);
             false
         }
+    }
+}
+
+/// A snapshot for the replicas waiting for one (those sharing `no_compress`) could not
+/// start: each gets an error and is closed (the caller's own connection through
+/// `own_reply`).
+fn fail_waiting(
+    shared: &Shared,
+    store: &mut Store,
+    no_compress: bool,
+    own_id: Option<u64>,
+    mut own_reply: Option<&mut Vec<u8>>,
+) {
+    let side = &mut store.replication.master_side;
+    let mut kept = Vec::with_capacity(side.replicas.len());
+    for replica in side.replicas.drain(..) {
+        if replica.state == ReplicaState::WaitBgsaveStart && replica.shares_snapshot(no_compress) {
+            let error = b"-ERR BGSAVE failed, replication can't continue\r\n".to_vec();
+            match own_reply.as_deref_mut() {
+                Some(reply) if Some(replica.client_id) == own_id => reply.extend_from_slice(&error),
+                _ => shared.cores[replica.core].send(CoreMessage::Deliver {
+                    conn: replica.conn,
+                    bytes: error,
+                }),
+            }
+            shared.cores[replica.core].send(CoreMessage::Kill { conn: replica.conn });
+        } else {
+            kept.push(replica);
+        }
+    }
+    side.replicas = kept;
+    if side.replicas.is_empty() {
+        side.no_replicas_since = unix_time_ms() / 1000;
     }
 }
 
@@ -618,6 +649,15 @@ fn start_pending_snapshot(shared: &Shared, store: &mut Store) {
     else {
         return;
     };
+    let config = shared.config();
+    if !diskless::ready_to_start(
+        &config,
+        &store.replication.master_side,
+        no_compress,
+        unix_time_ms(),
+    ) {
+        return;
+    }
     start_snapshot(shared, store, no_compress, None);
 }
 
@@ -630,6 +670,11 @@ pub fn snapshot_finished(shared: &Shared, store: &mut Store, pid: i32, ok: bool)
         start_pending_snapshot(shared, store);
         return;
     };
+    if snapshot.diskless {
+        diskless::finished(shared, store, &snapshot, ok);
+        start_pending_snapshot(shared, store);
+        return;
+    }
     let config = shared.config();
     let file = if ok {
         let path = snapshot::rdb_path(&config);
@@ -742,6 +787,14 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Op
     Some(reader)
 }
 
+/// A replica sent an empty line (`\n` once a second while it loads the snapshot): it is
+/// alive, so `repl-timeout` counts from now.
+pub fn replica_newline(store: &mut Store, client_id: u64) {
+    if let Some(replica) = store.replication.master_side.find_mut(client_id) {
+        replica.ack_time = unix_time_ms() / 1000;
+    }
+}
+
 /// Forgets a closed connection: its replica record (logging the loss) and any WAIT it was
 /// blocked in. Called with the keyspace locked when a connection is released.
 pub fn forget_client(shared: &Shared, store: &mut Store, client_id: u64) {
@@ -761,9 +814,18 @@ pub fn forget_client(shared: &Shared, store: &mut Store, client_id: u64) {
     let config = shared.config();
     side.refresh_good_replicas(config.min_replicas_max_lag_secs, unix_time_ms() / 1000);
     // Nobody else waits for the running snapshot and nothing else wants the file: stop it
-    // (Redis does the same when no save points are configured).
+    // (Redis does the same when no save points are configured, and always for a diskless
+    // child, which makes no file).
+    let diskless = side.snapshot.as_ref().is_some_and(|s| s.diskless);
+    // A diskless replica that already has the whole payload (a snapshot-only connection
+    // closes then) leaves a child that is finishing on its own.
+    let served = matches!(
+        replica.diskless,
+        Some(diskless::Transfer::Sending { drained: true, .. })
+    );
     let orphaned = replica.state == ReplicaState::WaitBgsaveEnd
-        && config.save.is_empty()
+        && !served
+        && (config.save.is_empty() || diskless)
         && side.snapshot.is_some()
         && !side
             .replicas
@@ -773,6 +835,14 @@ pub fn forget_client(shared: &Shared, store: &mut Store, client_id: u64) {
         let snapshot = side.snapshot.take();
         if let Some(snapshot) = snapshot {
             if store.persistence.child.as_ref().map(|c| c.pid) == Some(snapshot.pid) {
+                if snapshot.diskless {
+                    log!(
+                        Warning,
+                        "Diskless rdb transfer, last replica dropped, killing fork child."
+                    );
+                    fork::kill_child(store);
+                    return;
+                }
                 log!(
                     Notice,
                     "Background RDB child for replication is no longer needed; killing it"
@@ -831,6 +901,9 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
     let backlog_first = store.replication.backlog.as_ref().map(|b| b.first_offset());
     let master_offset = store.replication.master_repl_offset;
     for replica in &mut side.replicas {
+        // Online after a diskless transfer but not streaming yet (no cursor on its core):
+        // its backlog stretch is checked here, like a replica still syncing.
+        let awaiting_ack = diskless::awaits_stream(replica);
         let kill = match replica.state {
             ReplicaState::Online => {
                 let silent = now.saturating_sub(replica.ack_time);
@@ -843,40 +916,26 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
                     );
                 }
                 timed_out
+                    || (awaiting_ack
+                        && backlog_owed_too_much(
+                            shared,
+                            replica,
+                            backlog_first,
+                            master_offset,
+                            &config,
+                            now_ms,
+                        ))
             }
             // A snapshot-only connection is owed no stream: nothing waits in the backlog for it.
             ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk if replica.rdb_only => false,
-            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => {
-                // Its cursor waits in the backlog: overrun means a new full sync; the bytes
-                // owed count against the replica output-buffer limit.
-                let overrun = backlog_first.is_none_or(|first| replica.stream_start < first);
-                let owed = (master_offset + 1).saturating_sub(replica.stream_start);
-                let over_limit = limits::exceeded(
-                    owed,
-                    &config.client_output_buffer_limit.replica,
-                    &mut replica.soft_limit_since,
-                    now_ms,
-                );
-                if overrun {
-                    log!(
-                        Warning,
-                        "Replica {} fell out of the replication backlog before going online; it needs a new full sync",
-                        replica.name()
-                    );
-                } else if over_limit {
-                    log!(
-                        Warning,
-                        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                        replica.client_id,
-                        replica.name()
-                    );
-                    crate::server::shared::Stats::add(
-                        &shared.stats.client_outbuf_limit_disconnections,
-                        1,
-                    );
-                }
-                overrun || over_limit
-            }
+            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => backlog_owed_too_much(
+                shared,
+                replica,
+                backlog_first,
+                master_offset,
+                &config,
+                now_ms,
+            ),
             ReplicaState::WaitBgsaveStart => false,
         };
         if kill {
@@ -911,6 +970,43 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
     resume::expire(&mut store.replication, now_ms);
     let side = &mut store.replication.master_side;
     side.refresh_good_replicas(config.min_replicas_max_lag_secs, now);
+}
+
+/// For a replica whose cursor waits in the backlog (syncing, or online after a diskless
+/// transfer until its first ACK): overrun means a new full sync; the bytes owed count against
+/// the replica output-buffer limit. True (logged) when it must be closed.
+fn backlog_owed_too_much(
+    shared: &Shared,
+    replica: &mut Replica,
+    backlog_first: Option<u64>,
+    master_offset: u64,
+    config: &crate::config::Config,
+    now_ms: u64,
+) -> bool {
+    let overrun = backlog_first.is_none_or(|first| replica.stream_start < first);
+    let owed = (master_offset + 1).saturating_sub(replica.stream_start);
+    let over_limit = limits::exceeded(
+        owed,
+        &config.client_output_buffer_limit.replica,
+        &mut replica.soft_limit_since,
+        now_ms,
+    );
+    if overrun {
+        log!(
+            Warning,
+            "Replica {} fell out of the replication backlog before going online; it needs a new full sync",
+            replica.name()
+        );
+    } else if over_limit {
+        log!(
+            Warning,
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            replica.client_id,
+            replica.name()
+        );
+        crate::server::shared::Stats::add(&shared.stats.client_outbuf_limit_disconnections, 1);
+    }
+    overrun || over_limit
 }
 
 /// Whether the stream still has a consumer once the backlog is gone (the AOF).
@@ -1027,6 +1123,8 @@ mod tests {
             ack_time,
             stream_start: 1,
             soft_limit_since: None,
+            asked_ms: 0,
+            diskless: None,
         }
     }
 

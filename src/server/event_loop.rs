@@ -627,6 +627,12 @@ impl Core {
                     let start = conn.read_pos;
                     conn.read_pos += consumed;
                     if args.is_empty() {
+                        if conn.replica.is_some() {
+                            // A replica's `\n` while it loads the snapshot keeps it alive
+                            // (`repl-timeout`), as in Redis.
+                            let guard = store.get_or_insert_with(|| shared.lock_store());
+                            crate::replication::master::replica_newline(guard, conn.client.id);
+                        }
                         continue;
                     }
                     arg_slices.clear();

@@ -11,6 +11,14 @@
 //!    of the same length into the socket; a short splice breaks the link, and the bytes left
 //!    in the pipe are sent by the next round. The socket is non-blocking: `EAGAIN` arms a
 //!    `POLLOUT` and the round resumes on its completion.
+//!    **Or the diskless pipe** ([`ReplicaEvent::SendPipe`], `repl-diskless-sync yes`): a fork
+//!    child writes the `$EOF:`-framed snapshot into a pipe made for this replica; the core
+//!    moves it into the socket with `splice(SPLICE_F_NONBLOCK)` on its own thread (zero-copy,
+//!    never blocking; no io_uring worker sits on an empty pipe). An empty pipe arms a
+//!    `POLLIN` on the pipe, a full socket a `POLLOUT` on the socket. End of file is reported
+//!    to [`master::diskless::pipe_drained`]; the stream then waits for the replica's first
+//!    `REPLCONF ACK` ([`ReplicaEvent::Stream`]). A socket that stays full for `repl-timeout`
+//!    closes the replica (the child then drops its pipe and goes on for the others).
 //! 3. **Online**: the stream, straight from the backlog mapping: take a [`Grant`] from the
 //!    replica's cursor, `sendmsg(MSG_DONTWAIT)` its slices, advance by what the kernel took,
 //!    drop the grant (never held across anything that can block). When the socket is full, a
@@ -48,6 +56,8 @@ const PIPE_SIZE: usize = 1 << 20;
 const SEND_BUFFER: usize = 8 << 20;
 /// Kernel worker threads per ring for splices (bounded, unbounded).
 const IO_WORKERS: (u32, u32) = (4, 4);
+/// Splices (of up to [`PIPE_SIZE`] bytes) per diskless replica per pump.
+const PIPE_ROUNDS_MAX: usize = 16;
 
 /// A replica connection's transfer state (lives in its `Conn`).
 pub(super) struct ReplicaConn {
@@ -66,6 +76,10 @@ enum Phase {
     Waiting,
     /// Sending the snapshot file.
     File(FileSend),
+    /// Sending what a diskless child writes into the pipe.
+    Pipe(PipeSend),
+    /// Diskless transfer complete: waiting for the master to start the stream.
+    AwaitStream,
     /// Streaming from the backlog.
     Online(Reader),
 }
@@ -80,6 +94,32 @@ struct FileSend {
     pipe_read: OwnedFd,
     pipe_write: OwnedFd,
     pipe_capacity: usize,
+}
+
+struct PipeSend {
+    /// Read end; the child holds the write end until it is done.
+    pipe: OwnedFd,
+    /// Unix ms of the last splice that moved bytes.
+    last_write_ms: u64,
+    /// The armed poll waits for the socket (full), not for the pipe (empty): the
+    /// `repl-timeout` clock runs.
+    socket_full: bool,
+    /// Bytes moved so far.
+    sent: u64,
+}
+
+/// Where a round of pipe splices stopped.
+enum PipeStep {
+    /// The round budget is spent: continue on the next loop turn.
+    More,
+    /// Wait for `events` on `fd` (the pipe or the socket).
+    Wait {
+        fd: i32,
+        events: u32,
+    },
+    /// End of file: the child is done with this pipe.
+    Eof,
+    Failed(std::io::Error),
 }
 
 impl ReplicaConn {
@@ -147,7 +187,10 @@ impl Core {
 
     /// A message from another core about one of our replicas.
     pub(super) fn on_replica_event(&mut self, token: u64, event: ReplicaEvent) {
-        let ReplicaEvent::SendSnapshot { file, len } = event;
+        let (file, len) = match event {
+            ReplicaEvent::SendSnapshot { file, len } => (file, len),
+            other => return self.on_diskless_event(token, other),
+        };
         let Some((slot, _)) = self.conn_by_token(token) else {
             return;
         };
@@ -264,6 +307,150 @@ impl Core {
                 }
             }
             Phase::Online(_) => self.replica_stream(slot),
+            Phase::Pipe(_) => self.replica_pipe(slot),
+            Phase::AwaitStream => {}
+        }
+    }
+
+    /// A diskless transfer's pipe, or the order to start streaming after it.
+    fn on_diskless_event(&mut self, token: u64, event: ReplicaEvent) {
+        // A connection gone meanwhile drops the pipe here: the child sees EPIPE for it.
+        let Some((slot, conn)) = self.conn_by_token(token) else {
+            return;
+        };
+        let Some(replica) = conn.replica.as_mut() else {
+            return;
+        };
+        if replica.busy() {
+            // Not expected (nothing is in flight between phases); never swap a pipe the
+            // kernel may still poll.
+            log!(
+                Warning,
+                "Replica id={}: diskless transfer event while an operation is in flight",
+                replica.client_id
+            );
+            return self.close(slot);
+        }
+        match event {
+            ReplicaEvent::SendPipe { pipe } => {
+                replica.phase = Phase::Pipe(PipeSend {
+                    pipe,
+                    last_write_ms: unix_time_ms(),
+                    socket_full: false,
+                    sent: 0,
+                });
+            }
+            ReplicaEvent::Stream { reader } => replica.phase = Phase::Online(reader),
+            ReplicaEvent::SendSnapshot { .. } => return,
+        }
+        self.replica_pump(slot);
+    }
+
+    /// Moves what the diskless child wrote from the pipe into the socket, as far as it goes
+    /// without blocking.
+    fn replica_pipe(&mut self, slot: u32) {
+        let stats = &self.shared.stats;
+        let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
+        let fd = conn.fd;
+        let generation = conn.generation;
+        let Some(replica) = conn.replica.as_mut() else {
+            return;
+        };
+        let client_id = replica.client_id;
+        let Phase::Pipe(send) = &mut replica.phase else {
+            return;
+        };
+        let pipe = send.pipe.as_raw_fd();
+        let mut step = PipeStep::More;
+        for _ in 0..PIPE_ROUNDS_MAX {
+            match uring::splice_now(pipe, fd, PIPE_SIZE) {
+                Ok(0) => {
+                    step = PipeStep::Eof;
+                    break;
+                }
+                Ok(moved) => {
+                    send.sent += moved as u64;
+                    send.last_write_ms = unix_time_ms();
+                    Stats::add(&stats.total_net_repl_output_bytes, moved as u64);
+                    Stats::add(&stats.total_net_output_bytes, moved as u64);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Either side may be the reason: bytes waiting in the pipe mean the
+                    // socket is full.
+                    send.socket_full = uring::readable_bytes(pipe) > 0;
+                    step = if send.socket_full {
+                        PipeStep::Wait {
+                            fd,
+                            events: libc::POLLOUT as u32,
+                        }
+                    } else {
+                        PipeStep::Wait {
+                            fd: pipe,
+                            events: libc::POLLIN as u32,
+                        }
+                    };
+                    break;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    step = PipeStep::Failed(error);
+                    break;
+                }
+            }
+        }
+        let sent = send.sent;
+        match step {
+            PipeStep::More => self.shared.cores[self.id].notify_replication(),
+            PipeStep::Wait { fd, events } => {
+                // SAFETY: the socket and the pipe (owned by this phase, which is not replaced
+                // while a poll is in flight) stay open until the completion (`busy()`).
+                unsafe {
+                    uring::poll(
+                        &mut self.ring,
+                        fd,
+                        events,
+                        uring::user_data(OpKind::PollOut, slot, generation),
+                    );
+                }
+                replica.poll_armed = true;
+            }
+            PipeStep::Failed(error) => {
+                log!(
+                    Warning,
+                    "Diskless rdb transfer, write error sending DB to replica id={client_id}: {error}"
+                );
+                self.close(slot);
+            }
+            PipeStep::Eof => {
+                log!(
+                    Verbose,
+                    "Diskless transfer to replica id={client_id} done reading from pipe ({sent} bytes)"
+                );
+                let next = {
+                    let mut store = self.shared.lock_store();
+                    master::diskless::pipe_drained(
+                        &mut store,
+                        client_id,
+                        self.config.min_replicas_max_lag_secs,
+                    )
+                };
+                let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+                    return;
+                };
+                let Some(replica) = conn.replica.as_mut() else {
+                    return;
+                };
+                match next {
+                    master::diskless::Drained::Wait => replica.phase = Phase::AwaitStream,
+                    master::diskless::Drained::Stream(reader) => {
+                        replica.phase = Phase::Online(reader);
+                        self.replica_stream(slot);
+                    }
+                    master::diskless::Drained::Close => self.close(slot),
+                }
+            }
         }
     }
 
@@ -540,13 +727,30 @@ impl Core {
             let Some(replica) = conn.replica.as_ref() else {
                 continue;
             };
-            match replica.phase {
+            match &replica.phase {
                 Phase::Waiting => {
                     conn.out.raw(b"\n");
                     self.dirty.push(slot);
                 }
                 Phase::Online(_) => self.replica_pump(slot),
-                Phase::File(_) => {}
+                Phase::Pipe(send) => {
+                    // As Redis' "last partial write": a socket full for longer than
+                    // repl-timeout holds the child back for every replica.
+                    let timeout_ms = self.config.repl_timeout_secs * 1000;
+                    if replica.poll_armed
+                        && send.socket_full
+                        && now.saturating_sub(send.last_write_ms) > timeout_ms
+                    {
+                        log!(
+                            Warning,
+                            "Disconnecting timedout replica (full sync): id={} addr={}",
+                            conn.client.id,
+                            conn.client.info.addr
+                        );
+                        self.close(slot);
+                    }
+                }
+                Phase::File(_) | Phase::AwaitStream => {}
             }
         }
     }

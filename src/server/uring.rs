@@ -278,6 +278,69 @@ pub fn pipe(size: usize) -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::
     Ok((read, write, capacity))
 }
 
+/// `splice(fd_in → fd_out, len, SPLICE_F_NONBLOCK)` on the calling thread: moves what the
+/// pipe `fd_in` holds into `fd_out` (a non-blocking socket) without copying through user
+/// space, never blocks. `Ok(0)` is end of file (the pipe is empty and its writers are gone);
+/// `Err(WouldBlock)` when the pipe is empty or the socket full ([`readable_bytes`] tells
+/// which).
+pub fn splice_now(fd_in: i32, fd_out: i32, len: usize) -> std::io::Result<usize> {
+    // SAFETY: no memory is passed (null offsets: both fds use their own position / are a
+    // pipe and a socket); the kernel validates the fds, which the caller keeps open.
+    let moved = unsafe {
+        libc::splice(
+            fd_in,
+            std::ptr::null_mut(),
+            fd_out,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if moved < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(moved as usize)
+    }
+}
+
+/// Bytes waiting to be read in a pipe or socket (`FIONREAD`), 0 on error.
+pub fn readable_bytes(fd: i32) -> usize {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the live `count`.
+    let result = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut count as *mut libc::c_int) };
+    if result < 0 {
+        0
+    } else {
+        count.max(0) as usize
+    }
+}
+
+/// Clears `O_NONBLOCK` on `fd` (the write end of a pipe a fork child writes to with plain,
+/// blocking writes).
+pub fn set_blocking(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl queries and sets the status flags of an fd the caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// In a fork child: closes the child's copies of fds that belong to the parent (so, for a
+/// pipe, the parent's read end is the only reader left), and makes sure a write to a pipe
+/// without readers is an `EPIPE` error, not a fatal `SIGPIPE`.
+pub fn child_close_inherited(fds: &[i32]) {
+    // SAFETY: only called in a single-threaded fork child, on its own copies of the fds,
+    // which nothing else in the child uses; setting a signal disposition affects only it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        for &fd in fds {
+            libc::close(fd);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

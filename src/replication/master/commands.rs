@@ -145,6 +145,7 @@ fn ack(ctx: &mut Ctx<'_>, value: &[u8]) {
         replica.ack_offset = offset;
     }
     replica.ack_time = unix_time_ms() / 1000;
+    super::diskless::after_ack(ctx.shared, ctx.store, client_id);
     serve_waiting(ctx);
 }
 
@@ -291,6 +292,8 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ack_time: unix_time_ms() / 1000,
         stream_start: 0,
         soft_limit_since: None,
+        asked_ms: unix_time_ms(),
+        diskless: None,
     };
     let mut hello = hello;
 
@@ -454,7 +457,9 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let replication = &mut ctx.store.replication;
     let backlog_first = replication.backlog.as_ref().map(|b| b.first_offset());
     let joinable = replication.master_side.snapshot.as_ref().filter(|s| {
-        s.no_compress == no_compress && backlog_first.is_some_and(|first| s.offset + 1 >= first)
+        !s.diskless
+            && s.no_compress == no_compress
+            && backlog_first.is_some_and(|first| s.offset + 1 >= first)
     });
     if let Some(snapshot) = joinable.cloned() {
         let replid = replication.replid.clone();
@@ -468,7 +473,17 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         log!(Notice, "Waiting for end of BGSAVE for SYNC");
     } else if let Some(child) = &ctx.store.persistence.child {
-        if replication.master_side.snapshot.is_some()
+        if replication
+            .master_side
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.diskless)
+        {
+            log!(
+                Notice,
+                "Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC"
+            );
+        } else if replication.master_side.snapshot.is_some()
             || child.kind == crate::persistence::fork::ChildKind::Rdb
         {
             log!(
@@ -481,6 +496,14 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 "No BGSAVE in progress, but another BG operation is active. BGSAVE for replication delayed"
             );
         }
+    } else if super::diskless::delays_start(
+        ctx.config,
+        &replication.master_side,
+        client_id,
+        unix_time_ms(),
+    ) {
+        // The master cron starts the child once the delay is over, for all who came.
+        log!(Notice, "Delay next BGSAVE for diskless SYNC");
     } else {
         let mut own = Vec::new();
         start_snapshot(
