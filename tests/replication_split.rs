@@ -149,3 +149,64 @@ fn the_split_sync_is_refused_by_redis_and_a_redis_replica_is_served_as_usual() {
         .contains("a full sync will take the stream through a second connection"));
     assert_eq!(field_u64(&redis_master, "stats", "sync_full"), 1);
 }
+
+#[test]
+fn a_replica_loading_longer_than_repl_timeout_keeps_its_stream_connection() {
+    // The stream connection is online at the master from the start; while the replica
+    // loads, newlines on it keep the master's repl-timeout from dropping it.
+    let master = Server::start(&["--repl-timeout", "2"]);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["DEBUG", "POPULATE", "2000", "key", "100"]);
+    let port = master.port.to_string();
+    let replica = Server::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--key-load-delay",
+        "2000",
+    ]);
+    let started = Instant::now();
+    wait_caught_up(&master, &replica);
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the load was not slow enough to matter"
+    );
+    let _: () = query(&mut con, &["SET", "after", "load"]);
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    assert_eq!(
+        field_u64(&master, "stats", "sync_full"),
+        1,
+        "{}",
+        master.log()
+    );
+    assert!(!master.log().contains("timedout"), "{}", master.log());
+}
+
+#[test]
+fn a_split_sync_from_a_diskless_master() {
+    let master = Server::start(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    workload::apply(&master, &workload::commands());
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    wait_caught_up(&master, &replica);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["SET", "after", "sync"]);
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    assert_eq!(field_u64(&master, "stats", "sync_full"), 1);
+    let log = replica.log();
+    assert!(
+        log.contains("receiving streamed RDB from master with EOF"),
+        "{log}"
+    );
+    assert!(
+        log.contains("caught up with the stream received during the sync"),
+        "{log}"
+    );
+}

@@ -33,14 +33,17 @@ use crate::replication::replica::{self, HandshakeSettings};
 const POLL: Duration = Duration::from_millis(10);
 /// Bytes read per `read`.
 const READ_CHUNK: usize = 1 << 20;
+/// How often a newline goes to the master until core 0 takes the socket.
+const NEWLINE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the thread and core 0 share.
 struct Shared {
     stop: AtomicBool,
     /// Bytes appended to the spool so far.
     written: AtomicU64,
-    /// A clone of the socket, once the handshake succeeded.
-    socket: Mutex<Option<TcpStream>>,
+    /// A clone of the socket, once the handshake succeeded; `true` once core 0 took it (from
+    /// then on only core 0 writes to it).
+    socket: Mutex<(Option<TcpStream>, bool)>,
 }
 
 /// A running stream connection.
@@ -79,7 +82,7 @@ impl StreamFetch {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             written: AtomicU64::new(0),
-            socket: Mutex::new(None),
+            socket: Mutex::new((None, false)),
         });
         let thread_shared = shared.clone();
         let spawned = std::thread::Builder::new()
@@ -115,9 +118,12 @@ impl StreamFetch {
     pub fn socket(&self, timeout: Duration) -> Option<TcpStream> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(socket) = self.shared.socket.lock().ok()?.as_ref() {
-                return socket.try_clone().ok();
+            let mut guard = self.shared.socket.lock().ok()?;
+            if let Some(clone) = guard.0.as_ref().map(|socket| socket.try_clone()) {
+                guard.1 = true;
+                return clone.ok();
             }
+            drop(guard);
             if self.failed() || Instant::now() >= deadline {
                 return None;
             }
@@ -263,13 +269,25 @@ fn receive(
     socket
         .set_read_timeout(Some(POLL))
         .map_err(|e| e.to_string())?;
-    *shared
-        .socket
-        .lock()
-        .map_err(|_| "the stream connection's lock is poisoned".to_string())? =
+    let poisoned = |_| "the stream connection's lock is poisoned".to_string();
+    shared.socket.lock().map_err(poisoned)?.0 =
         Some(socket.try_clone().map_err(|e| e.to_string())?);
     let mut buffer = vec![0u8; READ_CHUNK];
+    let mut last_newline = Instant::now();
     while !shared.stop.load(Ordering::SeqCst) {
+        if last_newline.elapsed() >= NEWLINE_EVERY {
+            // Until core 0 takes the socket (and sends ACKs), a newline now and then tells
+            // the master this replica is alive while it loads (it refreshes the ACK time, as
+            // Redis replicas do while loading), so `repl-timeout` does not drop it.
+            let guard = shared.socket.lock().map_err(poisoned)?;
+            if !guard.1 {
+                (&socket)
+                    .write_all(b"\n")
+                    .map_err(|e| format!("writing to the stream connection: {e}"))?;
+            }
+            drop(guard);
+            last_newline = Instant::now();
+        }
         match socket.read(&mut buffer) {
             Ok(0) => return Err("the master closed the stream connection".into()),
             Ok(count) => {
