@@ -96,6 +96,8 @@ fn a_full_sync_under_a_write_load_beyond_the_replica_limits_completes_once() {
         master.log()
     );
     assert_eq!(field_u64(&master, "stats", "total_forks"), 1);
+    // The stream connection's PSYNC is part of the full sync, not a partial resync.
+    assert_eq!(field_u64(&master, "stats", "sync_partial_ok"), 0);
     // The load really was beyond the limits: more stream than the replica limit and the
     // backlog were written while the replica synced.
     let stream = field_u64(&master, "replication", "master_repl_offset");

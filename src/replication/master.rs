@@ -110,6 +110,9 @@ pub struct ReplicaHello {
     /// `snapshot-only 1` (ringkv's own): like `rdb-only`, because the replica takes the
     /// stream through a second connection (see the module doc).
     pub snapshot_only: bool,
+    /// `sync-stream 1` (ringkv's own): this is that second connection; its `PSYNC` is part of
+    /// a full sync, not a partial resync of its own (`sync_partial_ok` does not count it).
+    pub sync_stream: bool,
     /// `rdb-no-compress 1` (ringkv's own): the snapshot should skip LZF compression.
     pub no_compress: bool,
     /// `rdb-resume` (ringkv's own): the broken transfer this replica wants to resume,

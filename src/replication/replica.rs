@@ -573,7 +573,8 @@ fn handshake_commands(settings: &HandshakeSettings, split: bool) -> Vec<u8> {
 }
 
 /// The commands that open the stream connection of a split sync: first `AUTH`, `REPLCONF
-/// listening-port`, [`REPLCONF ip-address`] and `REPLCONF capa`, pipelined; then, once their
+/// listening-port`, [`REPLCONF ip-address`], `REPLCONF capa` and `REPLCONF sync-stream 1`
+/// (so the master does not count it as a partial resync), pipelined; then, once their
 /// replies are in (a master refuses `PSYNC` with replies pending), `PSYNC <replid> <offset>`,
 /// which must be answered `+CONTINUE`.
 pub fn stream_handshake(
@@ -581,9 +582,11 @@ pub fn stream_handshake(
     replid: &str,
     offset: u64,
 ) -> (Vec<u8>, Vec<u8>) {
+    let mut first = handshake_commands(settings, false);
+    super::propagate::encode(&mut first, &["REPLCONF", "sync-stream", "1"]);
     let mut psync = Vec::new();
     super::propagate::encode(&mut psync, &["PSYNC", replid, &offset.to_string()]);
-    (handshake_commands(settings, false), psync)
+    (first, psync)
 }
 
 /// `+RESUME <replid> <offset> <received>` → the request it grants (size left unknown: 0

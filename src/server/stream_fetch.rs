@@ -211,7 +211,8 @@ fn open(
     (&socket)
         .write_all(&first)
         .map_err(|e| format!("can't send the handshake: {e}"))?;
-    // AUTH (when set) must succeed; listening-port, ip-address and capa may be refused.
+    // AUTH (when set) must succeed; listening-port, ip-address, capa and sync-stream may be
+    // refused.
     let mut reader = BufReader::new(&socket);
     if settings.masterauth.is_some() {
         let line = read_line(&mut reader)?;
@@ -219,7 +220,7 @@ fn open(
             return Err(format!("AUTH refused: {line}"));
         }
     }
-    for _ in 0..2 + usize::from(settings.announce_ip.is_some()) {
+    for _ in 0..3 + usize::from(settings.announce_ip.is_some()) {
         read_line(&mut reader)?;
     }
     (&socket)

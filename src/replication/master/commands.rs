@@ -92,6 +92,8 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Ok(());
         } else if args::is(option, "rdb-only") {
             hello(ctx).rdb_only = flag_value(value)?;
+        } else if args::is(option, "sync-stream") {
+            hello(ctx).sync_stream = flag_value(value)?;
         } else if args::is(option, "snapshot-only") {
             let value = flag_value(value)?;
             let hello = hello(ctx);
@@ -344,14 +346,23 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 } else {
                     ctx.reply.raw(b"+CONTINUE\r\n");
                 }
-                log!(
-                    Notice,
-                    "Partial resynchronization request from {name} accepted. Sending {send_len} bytes of backlog starting from offset {from_offset}."
-                );
+                if hello.sync_stream {
+                    log!(
+                        Notice,
+                        "Replica {name} takes the stream of its full sync from offset {from_offset} on this connection ({send_len} bytes of backlog to send)."
+                    );
+                } else {
+                    log!(
+                        Notice,
+                        "Partial resynchronization request from {name} accepted. Sending {send_len} bytes of backlog starting from offset {from_offset}."
+                    );
+                }
                 replica.state = ReplicaState::Online;
                 replica.stream_start = from_offset as u64;
                 let side = &mut ctx.store.replication.master_side;
-                side.stats.partial_ok += 1;
+                if !hello.sync_stream {
+                    side.stats.partial_ok += 1;
+                }
                 side.replicas.push(replica);
                 side.recompute_online_cores();
                 side.refresh_good_replicas(
