@@ -9,7 +9,11 @@
 #    the run lasts LOAD_WINDOW seconds from REPLICAOF and counts the master's sync_full in that
 #    window: more than 1 is a resync loop (the replica output buffer limit, 256mb 64mb 60 by
 #    default, is hit during the transfer and the replica starts over).
-# 2. Master throughput: redis-benchmark -t set,get at -P 16 and -P 1 with 0, 1, 2 replicas.
+# 2. Master throughput: redis-benchmark -t set,get at -P 16 and -P 1 with 0, 1, 2 replicas,
+#    and with 2 "sink" replicas: `PSYNC ? -1` from a shell, everything read and thrown away
+#    by `cat`. Real replicas on this machine compete with the master for its cores (they
+#    apply every write); sinks cost almost nothing, so that row is the master's own cost of
+#    feeding two replicas, as it would be with replicas on other hosts.
 # 3. Partial resync: CLIENT KILL TYPE replica on the master, CATCHUP_WRITES writes at once,
 #    time from the kill until the replica's offset equals the master's; sync_partial_ok must
 #    grow and sync_full must not.
@@ -140,6 +144,19 @@ fi
 
 # --- 2. Master throughput with 0, 1, 2 replicas ----------------------------------------------
 declare -A rps
+throughput() { # name port label: SET and GET at -P 16 and -P 1 into rps[name,label,P,test]
+  local pipeline n
+  for pipeline in 16 1; do
+    n=$REQUESTS; [ "$pipeline" = 1 ] && n=$((REQUESTS / 3))
+    while IFS=, read -r test value; do rps[$1,$3,$pipeline,$test]=$value; done < <(
+      redis-benchmark -p "$2" -t set,get -P "$pipeline" -c 50 -n "$n" -r 100000 -d "$VALUE_SIZE" --csv 2>/dev/null |
+        tail -n +2 | tr -d '"' | cut -d, -f1,2)
+  done
+}
+sink() { # master-port -> pid: a replica that reads and discards everything (see the header)
+  ( exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'PSYNC ? -1\r\n' >&3; exec cat <&3 >/dev/null ) &
+  track $!; echo $!
+}
 for name in redis ringkv; do
   read -r mport mpid < <(start_server "$name" tp-master)
   replicas=()
@@ -150,20 +167,26 @@ for name in redis ringkv; do
       replicaof "$rport" "$mport"
       [ "$(wait_synced "$mport" "$rport" 60)" != - ] || { echo "$name replica $count did not sync" >&2; exit 1; }
     fi
-    for pipeline in 16 1; do
-      n=$REQUESTS; [ "$pipeline" = 1 ] && n=$((REQUESTS / 3))
-      while IFS=, read -r test value; do rps[$name,$count,$pipeline,$test]=$value; done < <(
-        redis-benchmark -p "$mport" -t set,get -P "$pipeline" -c 50 -n "$n" -r 100000 -d "$VALUE_SIZE" --csv 2>/dev/null |
-          tail -n +2 | tr -d '"' | cut -d, -f1,2)
-    done
+    throughput "$name" "$mport" "$count"
   done
   for pid in "${replicas[@]}"; do stop "" "$pid"; done
+  # Disk-based: a diskless sync waits for the replica's first ACK, which a sink never sends.
+  redis-cli -p "$mport" config set repl-diskless-sync no >/dev/null
+  sinks=()
+  for _ in 1 2; do sinks+=("$(sink "$mport")"); done
+  deadline=$((SECONDS + 120))
+  until [ "$(redis-cli -p "$mport" info replication | grep -c 'state=online')" -ge 2 ]; do
+    [ $SECONDS -lt $deadline ] || { echo "$name: the sink replicas did not come online" >&2; exit 1; }
+    sleep 0.2
+  done
+  throughput "$name" "$mport" 2s
+  for pid in "${sinks[@]}"; do kill "$pid" 2>/dev/null || true; done
   stop "$mport" "$mpid"
 done
 printf '\n%-4s %3s %8s %11s %11s %7s %9s %9s\n' test P replicas redis/s ringkv/s k/r redis/0 ringkv/0
 for test in SET GET; do
   for pipeline in 16 1; do
-    for count in 0 1 2; do
+    for count in 0 1 2 2s; do
       r=${rps[redis,$count,$pipeline,$test]:-0}; k=${rps[ringkv,$count,$pipeline,$test]:-0}
       printf '%-4s %3s %8s %11.0f %11.0f %7s %9s %9s\n' "$test" "$pipeline" "$count" "$r" "$k" "$(ratio_rate "$r" "$k")" \
         "$(ratio_rate "${rps[redis,0,$pipeline,$test]:-0}" "$r")" "$(ratio_rate "${rps[ringkv,0,$pipeline,$test]:-0}" "$k")"

@@ -219,6 +219,9 @@ impl Core {
             self.shared.safe_point.park_if_requested();
             self.refresh_config();
             self.drain_inbox();
+            if self.id == 0 {
+                self.replication_soon();
+            }
             if self.id == 0 && crate::persistence::aof::held_back() {
                 crate::persistence::aof::pump(&mut self.shared.lock_store());
             }

@@ -61,6 +61,10 @@ pub(super) struct ReplicaLink {
     /// The temp file of a snapshot transfer that broke, kept while the keyspace's
     /// `ReplicaSide::resumable` describes it (the next handshake asks to resume it).
     kept: Option<TransferFile>,
+    /// A link was lost: reconnect at the end of this loop turn, not at the next cron turn
+    /// (at most once a second, so a master that keeps refusing is not hammered).
+    tick_soon: bool,
+    quick_not_before_ms: u64,
 }
 
 /// One attempt to follow the master, made for one
@@ -251,6 +255,33 @@ impl Core {
     // ---------------------------------------------------------------------------------------
     // REPLICATION TICK
     // ---------------------------------------------------------------------------------------
+
+    /// Every loop turn of core 0: picks up a finished load, and reconnects after a lost link,
+    /// without waiting for the next cron turn (partial resyncs and loads end sooner).
+    pub(super) fn replication_soon(&mut self) {
+        let loading = matches!(
+            &self.replica_link.current,
+            Some(Link {
+                phase: Phase::Open(Open {
+                    stage: Stage::Loading { .. },
+                    ..
+                }),
+                ..
+            })
+        );
+        if !loading && !self.replica_link.tick_soon {
+            return;
+        }
+        let now = unix_time_ms();
+        if loading {
+            self.master_link_check_load(now);
+        }
+        if self.replica_link.tick_soon && now >= self.replica_link.quick_not_before_ms {
+            self.replica_link.tick_soon = false;
+            self.replica_link.quick_not_before_ms = now + 1000;
+            self.replication_tick(now);
+        }
+    }
 
     /// Every cron turn of core 0: follows REPLICAOF changes, finishes loads, connects; once a
     /// second the replication cron proper.
@@ -560,6 +591,11 @@ impl Core {
                 }
                 replica::link_lost(&mut store, unix_time_ms(), reconnect_now);
             }
+        }
+        if reconnect_now {
+            self.replica_link.tick_soon = true;
+            // The next turn must not sleep until the cron timer.
+            self.shared.cores[self.id].wake();
         }
         if keep {
             if let Phase::Open(open) = &mut link.phase {
