@@ -218,11 +218,7 @@ fn two_ringkv_replicas_share_one_child_thanks_to_the_delay() {
         "{log}"
     );
     workload::apply(&master, &workload::commands());
-    wait_caught_up(&master, &first);
-    wait_caught_up(&master, &second);
-    let expected = workload::digest(&master);
-    assert_eq!(workload::digest(&first), expected);
-    assert_eq!(workload::digest(&second), expected);
+    support::assert_replicas_match(&master, &[&first, &second]);
 }
 
 #[test]
@@ -257,11 +253,7 @@ fn max_replicas_starts_the_child_without_waiting_out_the_delay() {
     let second = ringkv_replica_of(&master, &[]);
     wait_online(&master, 2, Duration::from_secs(30));
     assert!(started.elapsed() < Duration::from_secs(40));
-    let expected = workload::digest(&master);
-    wait_caught_up(&master, &first);
-    wait_caught_up(&master, &second);
-    assert_eq!(workload::digest(&first), expected);
-    assert_eq!(workload::digest(&second), expected);
+    support::assert_replicas_match(&master, &[&first, &second]);
     assert_eq!(
         count(
             &master.log(),
@@ -470,11 +462,7 @@ fn the_default_is_disk_and_config_set_turns_diskless_on() {
         diskless.log()
     );
     workload::apply(&master, &workload::commands());
-    wait_caught_up(&master, &disk);
-    wait_caught_up(&master, &diskless);
-    let expected = workload::digest(&master);
-    assert_eq!(workload::digest(&disk), expected);
-    assert_eq!(workload::digest(&diskless), expected);
+    support::assert_replicas_match(&master, &[&disk, &diskless]);
 }
 
 #[test]

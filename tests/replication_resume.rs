@@ -52,16 +52,22 @@ fn file_len(path: &Path) -> u64 {
         .len()
 }
 
-#[test]
-fn a_full_sync_cut_mid_transfer_resumes_from_the_byte_it_reached() {
-    let master = Server::start(&["--rdbcompression", "no"]);
-    populate(&master);
+/// Populates `master`, starts a ringkv replica of it through a proxy, and waits until the
+/// first transfer stalled at [`CUT_AT`] bytes.
+fn replica_stalled_mid_transfer(master: &Server) -> (Proxy, Server) {
+    populate(master);
     let proxy = Proxy::start(master.port);
     proxy.stall_next_connection_at(CUT_AT);
     let proxy_port = proxy.port.to_string();
     let replica = Server::start(&["--replicaof", "127.0.0.1", &proxy_port]);
-
     proxy.wait_stalled(0, Duration::from_secs(60));
+    (proxy, replica)
+}
+
+#[test]
+fn a_full_sync_cut_mid_transfer_resumes_from_the_byte_it_reached() {
+    let master = Server::start(&["--rdbcompression", "no"]);
+    let (proxy, replica) = replica_stalled_mid_transfer(&master);
     writes_during_the_transfer(&master);
     proxy.cut(0);
 
@@ -114,12 +120,7 @@ fn a_full_sync_cut_mid_transfer_resumes_from_the_byte_it_reached() {
 #[test]
 fn a_master_killed_mid_transfer_is_followed_by_a_full_sync_after_its_restart() {
     let master = Server::start(&["--rdbcompression", "no"]);
-    populate(&master);
-    let proxy = Proxy::start(master.port);
-    proxy.stall_next_connection_at(CUT_AT);
-    let proxy_port = proxy.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &proxy_port]);
-    proxy.wait_stalled(0, Duration::from_secs(60));
+    let (proxy, replica) = replica_stalled_mid_transfer(&master);
 
     // kill -9 while the replica holds part of the snapshot; the new process loads the
     // dump.rdb the replication child wrote, and holds no snapshot to resume.
@@ -144,12 +145,7 @@ fn a_master_killed_mid_transfer_is_followed_by_a_full_sync_after_its_restart() {
 #[test]
 fn a_real_redis_master_refuses_the_resume_and_the_replica_syncs_in_full() {
     let master = Server::start_redis(&["--rdbcompression", "no", "--repl-diskless-sync", "no"]);
-    populate(&master);
-    let proxy = Proxy::start(master.port);
-    proxy.stall_next_connection_at(CUT_AT);
-    let proxy_port = proxy.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &proxy_port]);
-    proxy.wait_stalled(0, Duration::from_secs(60));
+    let (proxy, replica) = replica_stalled_mid_transfer(&master);
     writes_during_the_transfer(&master);
     proxy.cut(0);
 

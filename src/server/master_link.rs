@@ -351,16 +351,7 @@ impl Core {
                 Some(fetch) => fetch.finish(&mut Vec::new()).err().unwrap_or_default(),
                 None => String::new(),
             };
-            log!(
-                Warning,
-                "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
-            );
-            self.shared
-                .lock_store()
-                .replication
-                .replica_side
-                .split_disabled = true;
-            self.master_link_abort(true);
+            self.split_sync_failed(&error);
             return;
         }
         if state == LinkState::Transfer
@@ -614,6 +605,21 @@ impl Core {
             }
         }
         self.master_link_dispose(link);
+    }
+
+    /// The stream connection of a split sync failed during the transfer or the load: this
+    /// attempt ends, and the next ones use the one-connection protocol.
+    fn split_sync_failed(&mut self, error: &str) {
+        log!(
+            Warning,
+            "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
+        );
+        self.shared
+            .lock_store()
+            .replication
+            .replica_side
+            .split_disabled = true;
+        self.master_link_abort(true);
     }
 
     /// Deletes the kept partial snapshot unless the keyspace still wants it resumed.
@@ -1177,17 +1183,8 @@ impl Core {
                 } else {
                     "its handshake did not finish in time".to_string()
                 };
-                log!(
-                    Warning,
-                    "MASTER <-> REPLICA sync: the stream connection failed: {error}; the next sync uses one connection"
-                );
                 let _ = std::fs::remove_file(&path);
-                self.shared
-                    .lock_store()
-                    .replication
-                    .replica_side
-                    .split_disabled = true;
-                self.master_link_abort(true);
+                self.split_sync_failed(&error);
                 return;
             };
             log!(

@@ -333,6 +333,18 @@ pub fn wait_caught_up(master: &Server, replica: &Server) {
     );
 }
 
+/// Waits until every replica caught up with `master`, then checks they all hold its data
+/// (`DEBUG DIGEST`).
+pub fn assert_replicas_match(master: &Server, replicas: &[&Server]) {
+    for replica in replicas {
+        wait_caught_up(master, replica);
+    }
+    let expected = workload::digest(master);
+    for (index, replica) in replicas.iter().enumerate() {
+        assert_eq!(workload::digest(replica), expected, "replica {index}");
+    }
+}
+
 /// Starts ringkv in `dir` expecting it to refuse to start; returns (exit code, stderr, log).
 pub fn start_must_fail(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let log_path = dir.join("server.log");
