@@ -644,3 +644,57 @@ fn the_aof_and_replicas_both_get_the_stream() {
     let restarted = master.restart(&["--appendonly", "yes"]);
     assert_eq!(workload::digest(&restarted), digest);
 }
+
+/// Every file of a Redis AOF directory, concatenated (the replica logs its master's stream).
+fn aof_text(server: &Server) -> String {
+    let dir = server.dir.path().join("appendonlydir");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect()
+}
+
+#[test]
+fn deletions_are_propagated_as_unlink_with_lazyfree_as_redis_does() {
+    let master = Server::start(&[
+        "--lazyfree-lazy-expire",
+        "yes",
+        "--lazyfree-lazy-user-del",
+        "yes",
+    ]);
+    let replica = start_replica_of(&master, &["--appendonly", "yes"]);
+    wait_online(&master, 1);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["SET", "expiring", "1", "PX", "50"]);
+    let _: () = query(&mut con, &["SET", "getdel", "1"]);
+    let _: Option<String> = query(&mut con, &["GETDEL", "getdel"]);
+    let _: () = query(&mut con, &["SET", "expire", "1"]);
+    let _: i64 = query(&mut con, &["EXPIRE", "expire", "-1"]);
+    let _: () = query(&mut con, &["SET", "getex", "1"]);
+    let _: Option<String> = query(&mut con, &["GETEX", "getex", "PXAT", "1"]);
+    wait_for(
+        "the key to expire on the master",
+        Duration::from_secs(10),
+        || {
+            let _: Option<String> = query(&mut con, &["GET", "expiring"]);
+            field_u64(&master, "stats", "expired_keys") >= 1
+        },
+    );
+    let _: () = query(&mut con, &["SET", "last", "1"]);
+    wait_caught_up(&master, &replica);
+    wait_for(
+        "the replica's AOF to hold the stream",
+        Duration::from_secs(10),
+        || aof_text(&replica).contains("last"),
+    );
+    let aof = aof_text(&replica);
+    assert_eq!(aof.matches("\r\nUNLINK\r\n").count(), 4, "{aof}");
+    assert_eq!(aof.matches("\r\nDEL\r\n").count(), 0, "{aof}");
+}

@@ -443,7 +443,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], basetime_ms: i64, seconds: 
     if when <= now as i64 {
         ctx.db().remove(key);
         ctx.touch(key);
-        ctx.propagate_as(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+        let deletion = super::expiry_deletion(ctx.config);
+        ctx.propagate_as(vec![vec![deletion.to_vec(), key.to_vec()]]);
     } else {
         ctx.db().set_expire_at(key, when as u64);
         ctx.touch(key);

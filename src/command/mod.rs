@@ -455,17 +455,29 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[&[u8]]) ->
     result
 }
 
+/// The command an expired key is propagated as: `UNLINK` with `lazyfree-lazy-expire`, else
+/// `DEL` (Redis' `propagateDeletion`).
+pub fn expiry_deletion(config: &crate::config::Config) -> &'static [u8] {
+    if config.lazyfree_lazy_expire {
+        b"UNLINK"
+    } else {
+        b"DEL"
+    }
+}
+
 /// Propagation after a command ran (expired keys first, then the command or its rewrite).
 fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], dirty_before: u64) {
     let db = ctx.client.db;
-    // Keys lazily expired by this command are propagated as DEL before it, as Redis does.
+    // Keys lazily expired by this command are propagated before it, as Redis does: as DEL,
+    // or UNLINK with `lazyfree-lazy-expire`.
+    let deletion = expiry_deletion(ctx.config);
     for index in 0..ctx.store.dbs.len() {
         if !ctx.store.dbs[index].expired.is_empty() {
             let expired = std::mem::take(&mut ctx.store.dbs[index].expired);
             for key in expired {
                 ctx.store
                     .propagation
-                    .feed(index, &[b"DEL".as_slice(), key.as_bytes()]);
+                    .feed(index, &[deletion, key.as_bytes()]);
             }
         }
     }

@@ -538,12 +538,18 @@ fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// GETDEL key: the value (or nil), then the key is deleted; propagated as DEL.
+/// GETDEL key: the value (or nil), then the key is deleted; propagated as DEL (UNLINK with
+/// `lazyfree-lazy-user-del`, as Redis does).
 fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if reply_get(ctx, args[1])? {
         ctx.db().remove(args[1]);
         ctx.touch(args[1]);
-        ctx.propagate_as(vec![vec![b"DEL".to_vec(), args[1].to_vec()]]);
+        let deletion: &[u8] = if ctx.config.lazyfree_lazy_user_del {
+            b"UNLINK"
+        } else {
+            b"DEL"
+        };
+        ctx.propagate_as(vec![vec![deletion.to_vec(), args[1].to_vec()]]);
     }
     Ok(())
 }
@@ -566,7 +572,8 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some((ExpireUnit::ExAt | ExpireUnit::PxAt, at)) if at as u64 <= now => {
             ctx.db().remove(key);
             ctx.touch(key);
-            ctx.propagate_as(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+            let deletion = super::expiry_deletion(ctx.config);
+            ctx.propagate_as(vec![vec![deletion.to_vec(), key.to_vec()]]);
         }
         Some((_, at)) => {
             ctx.db().set_expire_at(key, at as u64);

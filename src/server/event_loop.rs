@@ -1072,6 +1072,7 @@ impl Core {
         const KEYS_PER_LOOP: usize = 20;
         let effort = self.config.active_expire_effort.clamp(1, 10) as usize;
         let budget = KEYS_PER_LOOP * 25 * effort;
+        let deletion = crate::command::expiry_deletion(&self.config);
         let mut store = self.shared.lock_store();
         if store.replica_mode {
             return;
@@ -1084,9 +1085,7 @@ impl Core {
             let expired = std::mem::take(&mut store.dbs[index].expired);
             for key in expired {
                 store.touch(index, &key);
-                store
-                    .propagation
-                    .feed(index, &[b"DEL".as_slice(), key.as_bytes()]);
+                store.propagation.feed(index, &[deletion, key.as_bytes()]);
             }
         }
     }
