@@ -1519,23 +1519,45 @@ fn load_snapshot(
     databases: usize,
     options: &rdb::LoadOptions,
 ) -> Result<LoadedSnapshot, String> {
-    file.file.sync_all().map_err(|error| {
+    // The file becomes our dump.rdb, so it must be durable before the rename; decoding does
+    // not need that, so the fsync runs beside the decode (from the page cache) instead of
+    // before it.
+    let path = file.path;
+    let syncer = std::thread::Builder::new()
+        .name("ringkv-repl-fsync".into())
+        .spawn(move || file.file.sync_all())
+        .map_err(|error| {
+            format!(
+                "Cannot start the thread that syncs the MASTER snapshot to disk: {}",
+                crate::config::os_error_text(&error)
+            )
+        })?;
+    let decoded = files::Mapped::open(&path)
+        .map_err(|error| {
+            format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {}",
+                crate::config::os_error_text(&error)
+            )
+        })
+        .and_then(|mapped| {
+            let mut dbs: Vec<Db> = (0..databases).map(|_| Db::default()).collect();
+            rdb::decode::load(mapped.bytes(), &mut dbs, options)
+                .map(|loaded| (dbs, loaded))
+                .map_err(|error| {
+                    format!(
+                        "Failed trying to load the MASTER synchronization DB from disk: {error}"
+                    )
+                })
+        });
+    let synced = syncer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")));
+    let (dbs, loaded) = decoded?;
+    synced.map_err(|error| {
         format!(
             "Failed trying to sync the temp DB to disk in MASTER <-> REPLICA synchronization: {}",
             crate::config::os_error_text(&error)
         )
-    })?;
-    let path = file.path;
-    drop(file.file);
-    let mapped = files::Mapped::open(&path).map_err(|error| {
-        format!(
-            "Failed trying to load the MASTER synchronization DB from disk: {}",
-            crate::config::os_error_text(&error)
-        )
-    })?;
-    let mut dbs: Vec<Db> = (0..databases).map(|_| Db::default()).collect();
-    let loaded = rdb::decode::load(mapped.bytes(), &mut dbs, options).map_err(|error| {
-        format!("Failed trying to load the MASTER synchronization DB from disk: {error}")
     })?;
     log!(
         Notice,
