@@ -18,7 +18,10 @@
 //!    ([`storage::Store::end_batch`]) the bytes go into the lock-free mmapped backlog
 //!    ([`replication::backlog`]), which every replica reads with its own cursor straight from
 //!    the mapping, and into the AOF. PSYNC decisions are a pure function
-//!    ([`replication::psync`]); full resyncs send a fork snapshot with io_uring splice.
+//!    ([`replication::psync`]); full resyncs send a fork snapshot with io_uring splice (or
+//!    diskless, through pipes), resume a broken transfer from the byte it reached
+//!    ([`replication::master::resume`]), and between ringkv servers carry the stream on a
+//!    second connection meanwhile, so a loaded master never holds it for a syncing replica.
 //! 6. [`persistence`]: RDB files in Redis' format (written v10, read v1–12), background saves
 //!    by `fork()` at a safe point where every other loop is parked or blocked on the keyspace
 //!    lock ([`persistence::fork`]), the multi-part AOF of Redis 7.0, crash-safe file
