@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{field, field_u64, query, wait_caught_up, wait_for, workload, Server};
+use support::{field, field_u64, query, replicas_of, wait_caught_up, wait_for, workload, Server};
 
 fn info(server: &Server, section: &str) -> String {
     let mut con = server.client();
@@ -23,20 +22,6 @@ fn fields(text: &str) -> Vec<(String, String)> {
         .map(|l| {
             let (k, v) = l.split_once(':').unwrap();
             (k.to_string(), v.trim().to_string())
-        })
-        .collect()
-}
-
-/// The `slaveN` entries of a master's INFO replication, as maps.
-fn replicas_of(master: &Server) -> Vec<HashMap<String, String>> {
-    fields(&info(master, "replication"))
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit()))
-        .map(|(_, v)| {
-            v.split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
         })
         .collect()
 }
@@ -377,32 +362,7 @@ fn min_replicas_to_write_refuses_writes_without_enough_replicas() {
 fn redis_cli_rdb_downloads_a_loadable_snapshot() {
     let master = Server::start(&[]);
     workload::apply(&master, &workload::commands());
-    let expected = workload::digest(&master);
-    let target = tempfile::tempdir().unwrap();
-    let file = target.path().join("fetched.rdb");
-    let port = master.port.to_string();
-    let file_text = file.display().to_string();
-    let (status, _stdout, stderr) = support::run_program(
-        &support::redis_program("redis-cli"),
-        &["-p", &port, "--rdb", &file_text],
-        Duration::from_secs(30),
-    );
-    assert_eq!(status, 0, "{stderr}");
-    assert!(
-        stderr.contains("Transfer finished with success"),
-        "{stderr}"
-    );
-    // The rdb-only client is gone, not left as a replica.
-    wait_for(
-        "the rdb-only client to leave",
-        Duration::from_secs(5),
-        || field(&master, "replication", "connected_slaves") == "0",
-    );
-    // A real redis-server loads the file and holds the same data.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(&file, dir.path().join("dump.rdb")).unwrap();
-    let loaded = Server::start_redis_in(dir, &["--dbfilename", "dump.rdb"]);
-    assert_eq!(workload::digest(&loaded), expected);
+    support::assert_redis_cli_rdb_fetches_the_data(&master);
 }
 
 #[test]

@@ -345,6 +345,55 @@ pub fn assert_replicas_match(master: &Server, replicas: &[&Server]) {
     }
 }
 
+/// `redis-cli --rdb` against `master`: the transfer succeeds, the rdb-only client leaves, and
+/// a real redis-server loads the file with the master's data.
+pub fn assert_redis_cli_rdb_fetches_the_data(master: &Server) {
+    let expected = workload::digest(master);
+    let target = tempfile::tempdir().unwrap();
+    let file = target.path().join("fetched.rdb");
+    let port = master.port.to_string();
+    let file_text = file.display().to_string();
+    let (status, _stdout, stderr) = run_program(
+        &redis_program("redis-cli"),
+        &["-p", &port, "--rdb", &file_text],
+        Duration::from_secs(30),
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains("Transfer finished with success"),
+        "{stderr}"
+    );
+    wait_for(
+        "the rdb-only client to leave",
+        Duration::from_secs(5),
+        || field(master, "replication", "connected_slaves") == "0",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("dump.rdb")).unwrap();
+    let loaded = Server::start_redis_in(dir, &["--dbfilename", "dump.rdb"]);
+    assert_eq!(workload::digest(&loaded), expected);
+}
+
+/// The `slaveN` entries of a master's INFO replication, as maps.
+pub fn replicas_of(master: &Server) -> Vec<std::collections::HashMap<String, String>> {
+    let mut con = master.client();
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut con)
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit()))
+        .map(|(_, v)| {
+            v.trim()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Starts ringkv in `dir` expecting it to refuse to start; returns (exit code, stderr, log).
 pub fn start_must_fail(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let log_path = dir.join("server.log");
