@@ -512,6 +512,20 @@ fn create_backlog(shared: &Shared, store: &mut Store) -> Result<(), String> {
 // FULL RESYNC
 // ---------------------------------------------------------------------------------------
 
+/// The fork offset a replication snapshot is made at (the master offset now) and the aux
+/// fields it carries: that offset and the replication ID, stream database 0 (the stream after
+/// it starts with a SELECT).
+fn sync_save_info(replication: &ReplicationState) -> (u64, rdb::SaveInfo) {
+    let offset = replication.master_repl_offset;
+    let info = rdb::SaveInfo {
+        repl_stream_db: Some(0),
+        repl_id: Some(replication.replid.clone()),
+        repl_offset: Some(offset as i64),
+        aof_base: false,
+    };
+    (offset, info)
+}
+
 /// `+FULLRESYNC <replid> <offset>\r\n`.
 fn fullresync_line(replid: &str, offset: u64) -> Vec<u8> {
     format!("+FULLRESYNC {replid} {offset}\r\n").into_bytes()
@@ -541,13 +555,7 @@ fn start_snapshot(
     if no_compress {
         options.compression = false;
     }
-    let offset = store.replication.master_repl_offset;
-    let info = rdb::SaveInfo {
-        repl_stream_db: Some(0),
-        repl_id: Some(store.replication.replid.clone()),
-        repl_offset: Some(offset as i64),
-        aof_base: false,
-    };
+    let (offset, info) = sync_save_info(&store.replication);
     store.persistence.last_bgsave_try_unix = unix_time_ms() / 1000;
     let dirty = store.dirty;
     let started = fork::start_child(shared, store, ChildKind::Rdb, move |store| {

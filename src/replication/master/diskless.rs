@@ -190,13 +190,7 @@ pub(super) fn start(
         .zip(targets.iter().map(|(_, name)| name.clone()))
         .collect();
     let mark = new_run_id();
-    let offset = store.replication.master_repl_offset;
-    let info = rdb::SaveInfo {
-        repl_stream_db: Some(0),
-        repl_id: Some(store.replication.replid.clone()),
-        repl_offset: Some(offset as i64),
-        aof_base: false,
-    };
+    let (offset, info) = super::sync_save_info(&store.replication);
     let mut options = snapshot::save_options(&config);
     if no_compress {
         options.compression = false;
