@@ -212,3 +212,30 @@ fn a_split_sync_from_a_diskless_master() {
         "{log}"
     );
 }
+
+#[test]
+fn transfer_files_of_a_dead_replica_are_removed_at_start() {
+    // A PID that existed and is gone: a child that already exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let live = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        format!("temp-stream-{dead}.77.spool"),
+        format!("temp-1700000000.{dead}.0.rdb"),
+        format!("temp-stream-{live}.77.spool"),
+        // Redis' own temp name: not ours to remove.
+        format!("temp-1700000000.{dead}.rdb"),
+    ];
+    for name in &names {
+        std::fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    let server = Server::start_in(dir, &[]);
+    let exists = |name: &str| server.dir.path().join(name).exists();
+    assert!(!exists(&names[0]) && !exists(&names[1]), "{}", server.log());
+    assert!(exists(&names[2]) && exists(&names[3]));
+    assert!(server
+        .log()
+        .contains(&format!("Removed {}, left by a replica transfer", names[0])));
+}

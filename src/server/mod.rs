@@ -60,6 +60,12 @@ impl Server {
         // A configured `replicaof` first, so the load keeps keys a master will expire.
         crate::replication::replica::configure_at_start(&mut shared.lock_store(), &shared.config());
         crate::persistence::snapshot::load_at_start(&shared)?;
+        for name in stream_fetch::remove_stale_transfer_files() {
+            crate::log!(
+                Notice,
+                "Removed {name}, left by a replica transfer of a process that is gone"
+            );
+        }
         // Each ring is created on the thread that will use it (IORING_SETUP_SINGLE_ISSUER
         // requires it); creation errors come back here so the start fails with the cause.
         let mut threads = Vec::with_capacity(cores);

@@ -303,3 +303,83 @@ fn receive(
     }
     Ok(())
 }
+
+/// Removes, from the working directory (`dir`), the stream spools and the snapshot temp files
+/// of replica transfers whose process is gone (`temp-stream-<pid>.<offset>.spool`,
+/// `temp-<secs>.<pid>.<seq>.rdb`): a replica killed during a full sync would otherwise leave
+/// them (the spool can be gigabytes) for good. Files of a live process are left alone.
+/// Returns the names removed.
+pub fn remove_stale_transfer_files() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(".") else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = transfer_file_pid(&name) else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+/// The PID in a replica transfer file's name, if `name` is one.
+fn transfer_file_pid(name: &str) -> Option<i32> {
+    let numbers = |text: &str, count: usize| -> Option<Vec<u64>> {
+        let parts: Vec<&str> = text.split('.').collect();
+        (parts.len() == count)
+            .then(|| parts.iter().map(|p| p.parse::<u64>().ok()).collect())
+            .flatten()
+    };
+    if let Some(rest) = name.strip_prefix("temp-stream-") {
+        let fields = numbers(rest.strip_suffix(".spool")?, 2)?;
+        return i32::try_from(fields[0]).ok();
+    }
+    let fields = numbers(name.strip_prefix("temp-")?.strip_suffix(".rdb")?, 3)?;
+    i32::try_from(fields[1]).ok()
+}
+
+/// Whether a process with this PID exists (signal 0 probes without sending anything).
+fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the PID exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_file_names_are_recognised_and_others_are_not() {
+        assert_eq!(transfer_file_pid("temp-stream-1234.77.spool"), Some(1234));
+        assert_eq!(transfer_file_pid("temp-1700000000.1234.0.rdb"), Some(1234));
+        for other in [
+            "dump.rdb",
+            "temp-1700000000.1234.rdb",
+            "temp-1234-dump.rdb",
+            "temp-stream-x.1.spool",
+            "temp-stream-1.spool",
+            "temp-1.2.3.4.rdb",
+            "ringkv-backlog.ring",
+        ] {
+            assert_eq!(transfer_file_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_dead_processes_count_as_gone() {
+        assert!(process_alive(std::process::id() as i32));
+        // PIDs above the kernel's pid_max never exist.
+        assert!(!process_alive(i32::MAX));
+    }
+}
