@@ -239,3 +239,33 @@ fn transfer_files_of_a_dead_replica_are_removed_at_start() {
         .log()
         .contains(&format!("Removed {}, left by a replica transfer", names[0])));
 }
+
+#[test]
+fn the_stream_connection_authenticates_like_the_first() {
+    let master = Server::start(&["--requirepass", "secret"]);
+    let url = format!("redis://:secret@127.0.0.1:{}/", master.port);
+    let mut to_master = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let _: () = query(&mut to_master, &["DEBUG", "POPULATE", "1000", "key", "10"]);
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port, "--masterauth", "secret"]);
+    let master_offset = |con: &mut redis::Connection| -> u64 {
+        let text: String = query(con, &["INFO", "replication"]);
+        text.lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let _: () = query(&mut to_master, &["SET", "after", "auth"]);
+    wait_for("the replica to catch up", Duration::from_secs(30), || {
+        let target = master_offset(&mut to_master);
+        field(&replica, "replication", "master_link_status") == "up"
+            && field_u64(&replica, "replication", "slave_repl_offset") == target
+    });
+    let expected: String = query(&mut to_master, &["DEBUG", "DIGEST"]);
+    assert_eq!(workload::digest(&replica), expected);
+    let log = replica.log();
+    assert!(
+        log.contains("caught up with the stream received during the sync"),
+        "{log}"
+    );
+}
