@@ -891,6 +891,7 @@ impl Core {
                 }
             }
             Reaction::Continue { new_replid } => {
+                self.list_master_client(slot);
                 replica::continue_partial(
                     &mut store,
                     new_replid,
@@ -912,6 +913,16 @@ impl Core {
                 self.master_link_abort(false);
                 false
             }
+        }
+    }
+
+    /// Puts the master client in CLIENT LIST. Called with the keyspace locked, before the
+    /// link state says `up`, so whoever sees the link up also finds the client (CLIENT KILL
+    /// TYPE master right after INFO said up).
+    fn list_master_client(&self, slot: u32) {
+        if let Some(Some(conn)) = self.conns.get(slot as usize) {
+            let info = conn.client.info.clone();
+            self.shared.clients.lock().insert(info.id, info);
         }
     }
 
@@ -1240,6 +1251,7 @@ impl Core {
         );
         store.persistence.last_load_keys_loaded = snapshot.keys;
         store.persistence.last_load_keys_expired = 0;
+        self.list_master_client(slot);
         let old = replica::finish_full_sync(
             &mut store,
             snapshot.dbs,
