@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 
 use support::{field, field_u64, query, replicas_of, wait_caught_up, wait_for, workload, Server};
 
+/// A ringkv master with `repl-diskless-sync yes` and this `repl-diskless-sync-delay`.
+fn diskless_master(delay: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        delay,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 fn wait_online(master: &Server, count: usize, timeout: Duration) {
     wait_for(&format!("{count} online replica(s)"), timeout, || {
         let replicas = replicas_of(master);
@@ -61,14 +73,7 @@ fn read_header_line(stream: &mut TcpStream) -> String {
 #[test]
 fn a_redis_replica_receives_an_eof_framed_snapshot_and_the_writes_made_meanwhile() {
     // The child takes about 2 s (2000 keys × 1 ms), so writes land while it streams.
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--rdb-key-save-delay",
-        "1000",
-    ]);
+    let master = diskless_master("0", &["--rdb-key-save-delay", "1000"]);
     let mut con = master.client();
     let _: () = query(&mut con, &["DEBUG", "POPULATE", "2000", "base", "64"]);
     workload::apply(&master, &workload::commands());
@@ -156,12 +161,7 @@ fn a_redis_replica_receives_an_eof_framed_snapshot_and_the_writes_made_meanwhile
 
 #[test]
 fn two_ringkv_replicas_share_one_child_thanks_to_the_delay() {
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "5",
-    ]);
+    let master = diskless_master("5", &[]);
     workload::apply(&master, &workload::commands());
     let forks_before = field_u64(&master, "stats", "total_forks");
     let first = ringkv_replica_of(&master, &[]);
@@ -203,12 +203,7 @@ fn two_ringkv_replicas_share_one_child_thanks_to_the_delay() {
 
 #[test]
 fn max_replicas_starts_the_child_without_waiting_out_the_delay() {
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "60",
-    ]);
+    let master = diskless_master("60", &[]);
     // CONFIG SET works for the cap.
     let mut con = master.client();
     let _: () = query(
@@ -247,16 +242,10 @@ fn max_replicas_starts_the_child_without_waiting_out_the_delay() {
 fn a_replica_killed_mid_transfer_does_not_break_the_other() {
     // About 4 s of child (20000 keys × 200 µs) writing 20 MB (uncompressed), far more than
     // the pipes and socket buffers hold, sent to two replicas sharing it.
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
+    let master = diskless_master(
         "1",
-        "--rdb-key-save-delay",
-        "200",
-        "--rdbcompression",
-        "no",
-    ]);
+        &["--rdb-key-save-delay", "200", "--rdbcompression", "no"],
+    );
     let mut con = master.client();
     let _: () = query(&mut con, &["DEBUG", "POPULATE", "20000", "key", "1000"]);
     let doomed = redis_replica_of(&master, &[]);
@@ -291,12 +280,7 @@ fn a_replica_killed_mid_transfer_does_not_break_the_other() {
 
 #[test]
 fn clients_without_capa_eof_get_the_disk_payload_even_when_diskless() {
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-    ]);
+    let master = diskless_master("0", &[]);
     workload::apply(&master, &workload::commands());
     // The legacy SYNC: no +FULLRESYNC line, a `$<len>` bulk from disk.
     let mut sync = master.raw();
@@ -364,12 +348,7 @@ fn clients_without_capa_eof_get_the_disk_payload_even_when_diskless() {
 
 #[test]
 fn redis_cli_rdb_fetches_a_diskless_snapshot() {
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-    ]);
+    let master = diskless_master("0", &[]);
     workload::apply(&master, &workload::commands());
     support::assert_redis_cli_rdb_fetches_the_data(&master);
     assert!(master
@@ -427,14 +406,7 @@ fn a_replica_loading_longer_than_repl_timeout_is_kept() {
     // A real redis-server replica takes about 5 s to load (5000 keys × 1 ms) while the
     // master's repl-timeout is 2 s: it is online from the end of the transfer, waiting for its
     // first ACK, and its `\n` keep-alives while loading must keep it.
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--repl-timeout",
-        "2",
-    ]);
+    let master = diskless_master("0", &["--repl-timeout", "2"]);
     let mut con = master.client();
     let _: () = query(&mut con, &["DEBUG", "POPULATE", "5000", "key", "10"]);
     let replica = redis_replica_of(
@@ -468,16 +440,7 @@ fn a_stalled_replica_is_dropped_after_repl_timeout_and_the_other_completes() {
     // 20 MB (uncompressed) is far more than a pipe and the socket buffers hold: the child
     // blocks on the stopped replica's pipe until its core drops it (socket full for longer
     // than repl-timeout), then finishes for the other replica.
-    let master = Server::start(&[
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "1",
-        "--repl-timeout",
-        "2",
-        "--rdbcompression",
-        "no",
-    ]);
+    let master = diskless_master("1", &["--repl-timeout", "2", "--rdbcompression", "no"]);
     let mut con = master.client();
     let _: () = query(&mut con, &["DEBUG", "POPULATE", "20000", "key", "1000"]);
     let stalled = redis_replica_of(&master, &[]);
