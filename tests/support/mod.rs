@@ -37,7 +37,7 @@ pub fn redis_program(name: &str) -> PathBuf {
             return path;
         }
     }
-    panic!("{name} is not installed: run `apt-get install -y redis-server redis-tools` (Debian's Redis 7.0.15)");
+    panic!("{name} is not installed: run `apt-get install -y redis-server redis-tools redis-sentinel` (Debian's Redis 7.0.15)");
 }
 
 /// A server process (ringkv or redis) listening on 127.0.0.1:`port`.
@@ -71,6 +71,12 @@ impl Server {
     /// redis-server started in an existing directory.
     pub fn start_redis_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         Server::spawn_in(redis_program("redis-server"), dir, extra)
+    }
+
+    /// A real redis-sentinel 7.0 in `dir`; `extra` starts with its config file, which must be
+    /// in `dir` (Sentinel rewrites it).
+    pub fn start_sentinel_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::spawn_in(redis_program("redis-sentinel"), dir, extra)
     }
 
     /// Stops this process (SIGKILL unless it already exited) and starts ringkv again in the
