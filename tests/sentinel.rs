@@ -23,17 +23,28 @@ const FAILOVER_WAIT: Duration = Duration::from_secs(90);
 /// A ringkv server with a config file, so the `CONFIG REWRITE` Sentinel sends inside its
 /// reconfiguration transaction records the new role as it would in production.
 fn ringkv_with_config(extra: &[&str]) -> Server {
+    with_config(Server::start_in, extra)
+}
+
+/// A real redis-server 7.0 the same way.
+fn redis_with_config(extra: &[&str]) -> Server {
+    with_config(Server::start_redis_in, extra)
+}
+
+fn with_config(start: fn(tempfile::TempDir, &[&str]) -> Server, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("ringkv.conf");
+    let conf = dir.path().join(CONFIG_FILE);
     std::fs::write(&conf, "# written by tests/sentinel.rs\n").unwrap();
     let conf = conf.display().to_string();
     let mut args = vec![conf.as_str()];
     args.extend_from_slice(extra);
-    Server::start_in(dir, &args)
+    start(dir, &args)
 }
 
+const CONFIG_FILE: &str = "server.conf";
+
 fn config_path(server: &Server) -> String {
-    server.dir.path().join("ringkv.conf").display().to_string()
+    server.dir.path().join(CONFIG_FILE).display().to_string()
 }
 
 /// One redis-sentinel process watching `master_port`.
@@ -229,4 +240,81 @@ fn sentinel_fails_over_a_ringkv_master_and_the_old_master_rejoins_as_a_replica()
             })
         },
     );
+}
+
+#[test]
+fn sentinel_failover_command_hands_a_ringkv_master_over_to_a_redis_replica() {
+    let master = ringkv_with_config(&[]);
+    let master_port = master.port.to_string();
+    let follow = ["--replicaof", "127.0.0.1", master_port.as_str()];
+    let redis_replica = redis_with_config(&follow);
+    // Priority 0: Sentinel must never promote this one.
+    let mut never = follow.to_vec();
+    never.extend_from_slice(&["--replica-priority", "0"]);
+    let ringkv_replica = ringkv_with_config(&never);
+
+    workload::apply(&master, &workload::commands());
+    let mut con = master.client();
+    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
+    assert_eq!(acked, 2);
+    let digest_before = workload::digest(&master);
+
+    let sentinels: Vec<Server> = (0..3).map(|_| start_sentinel(master.port)).collect();
+    wait_for(
+        "the sentinels to discover the replicas and each other",
+        Duration::from_secs(30),
+        || {
+            sentinels.iter().all(|s| {
+                let m = sentinel_master(s);
+                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
+            })
+        },
+    );
+
+    // A manual failover while everything is up: the only candidate is the Redis replica.
+    let mut con = sentinels[0].client();
+    let _: () = query(&mut con, &["SENTINEL", "FAILOVER", MASTER_NAME]);
+    let sentinel_refs: Vec<&Server> = sentinels.iter().collect();
+    let moved = std::time::Instant::now() + FAILOVER_WAIT;
+    while !sentinels
+        .iter()
+        .all(|s| master_port_told_by(s) == redis_replica.port)
+    {
+        assert!(
+            std::time::Instant::now() < moved,
+            "the sentinels never named the Redis replica master:\n{}",
+            logs(&sentinel_refs)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(role(&redis_replica), "master");
+    assert_eq!(workload::digest(&redis_replica), digest_before);
+
+    // Both ringkv servers end up replicating from the Redis master: the replica through
+    // Sentinel's reconfiguration, the old master through its conversion.
+    let redis_port = redis_replica.port.to_string();
+    for (what, server) in [("replica", &ringkv_replica), ("old master", &master)] {
+        wait_for(
+            &format!("the ringkv {what} to follow the Redis master"),
+            FAILOVER_WAIT,
+            || {
+                role(server) == "slave"
+                    && field(server, "replication", "master_port") == redis_port
+                    && field(server, "replication", "master_link_status") == "up"
+            },
+        );
+    }
+    let mut con = redis_replica.client();
+    for i in 0..100 {
+        let _: () = query(&mut con, &["SET", &format!("after-failover:{i}"), "v"]);
+    }
+    wait_caught_up(&redis_replica, &ringkv_replica);
+    wait_caught_up(&redis_replica, &master);
+    let expected = workload::digest(&redis_replica);
+    assert_eq!(workload::digest(&ringkv_replica), expected);
+    assert_eq!(workload::digest(&master), expected);
+    // The old master kept nothing of its own: it holds exactly the new master's data.
+    let mut con = master.client();
+    let ten: Option<String> = query(&mut con, &["GET", "after-failover:10"]);
+    assert_eq!(ten.as_deref(), Some("v"));
 }
