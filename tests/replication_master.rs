@@ -8,7 +8,10 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{field, field_u64, query, replicas_of, wait_caught_up, wait_for, workload, Server};
+use support::{
+    assert_replicas_match, field, field_u64, query, replicas_of, wait_caught_up, wait_for,
+    workload, Server,
+};
 
 fn info(server: &Server, section: &str) -> String {
     let mut con = server.client();
@@ -517,6 +520,7 @@ fn the_backlog_is_freed_after_its_ttl_without_replicas() {
     let replica = start_replica_of(&master, &[]);
     wait_online(&master, 1);
     let replid = field(&master, "replication", "master_replid");
+    assert!(master.dir.path().join("dump.rdb.backlog").exists());
     drop(replica);
     wait_for("the backlog to be freed", Duration::from_secs(10), || {
         field(&master, "replication", "repl_backlog_active") == "0"
@@ -527,7 +531,7 @@ fn the_backlog_is_freed_after_its_ttl_without_replicas() {
         field(&master, "replication", "master_replid2"),
         "0000000000000000000000000000000000000000"
     );
-    assert!(!master.dir.path().join("ringkv-backlog.ring").exists());
+    assert!(!master.dir.path().join("dump.rdb.backlog").exists());
     // A new replica gets a new backlog and a full sync.
     let _again = start_replica_of(&master, &[]);
     wait_online(&master, 1);
@@ -657,4 +661,33 @@ fn deletions_are_propagated_as_unlink_with_lazyfree_as_redis_does() {
     let aof = aof_text(&replica);
     assert_eq!(aof.matches("\r\nUNLINK\r\n").count(), 4, "{aof}");
     assert_eq!(aof.matches("\r\nDEL\r\n").count(), 0, "{aof}");
+}
+
+#[test]
+fn masters_sharing_a_dir_with_their_own_dbfilename_each_keep_a_backlog() {
+    // Redis allows servers to share `dir` when each has its own `dbfilename`; the backlog
+    // file is named after it, so each master has its own ring and serves partial resyncs.
+    let first = Server::start(&["--dbfilename", "first.rdb"]);
+    let shared_dir = first.dir.path().display().to_string();
+    let second = Server::start(&["--dir", &shared_dir, "--dbfilename", "second.rdb"]);
+    let replicas = [
+        start_replica_of(&first, &[]),
+        start_replica_of(&second, &[]),
+    ];
+    for (master, replica) in [&first, &second].into_iter().zip(&replicas) {
+        wait_online(master, 1);
+        workload::apply(master, &workload::commands());
+        let mut con = master.client();
+        let _: () = query(&mut con, &["CLIENT", "KILL", "TYPE", "replica"]);
+        let _: () = query(&mut con, &["SET", "after-the-kill", "v"]);
+        wait_for("a partial resync", Duration::from_secs(30), || {
+            field(master, "stats", "sync_partial_ok") == "1"
+        });
+        assert_replicas_match(master, &[replica]);
+    }
+    for name in ["first.rdb.backlog", "second.rdb.backlog"] {
+        assert!(first.dir.path().join(name).exists(), "{name}");
+    }
+    assert!(!first.log().contains("Could not"), "{}", first.log());
+    assert!(!second.log().contains("Could not"), "{}", second.log());
 }

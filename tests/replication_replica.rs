@@ -243,13 +243,14 @@ fn follow_master(master_args: &[&str]) {
     assert_eq!(dir_files(&replica, "dump.rdb"), ["dump.rdb"]);
 }
 
-/// Names in the server's directory starting with `prefix`.
+/// Names in the server's directory starting with `prefix`, except the replication backlog
+/// (`dump.rdb.backlog`, which a replica keeps for its own replicas).
 fn dir_files(server: &Server, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(server.dir.path())
         .unwrap()
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(prefix))
+        .filter(|name| name.starts_with(prefix) && name != "dump.rdb.backlog")
         .collect();
     names.sort();
     names

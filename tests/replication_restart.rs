@@ -64,7 +64,7 @@ fn a_master_restarted_after_shutdown_save_serves_its_replica_a_partial_resync() 
     let old_id = field(&master, "replication", "master_replid");
     let old_offset = field_u64(&master, "replication", "master_repl_offset");
     shutdown_save(&mut master);
-    assert!(master.dir.path().join("ringkv-backlog.ring").exists());
+    assert!(master.dir.path().join("dump.rdb.backlog").exists());
 
     let master = master.restart_on_same_port(&[]);
     let log = master.log();
@@ -150,7 +150,7 @@ fn a_master_killed_with_sigkill_does_not_restore_its_backlog() {
     let _ = support::run(&mut con, &["SAVE"]);
     drop(con);
     more_writes(&master, 2);
-    assert!(master.dir.path().join("ringkv-backlog.ring").exists());
+    assert!(master.dir.path().join("dump.rdb.backlog").exists());
 
     let master = master.restart_on_same_port(&[]); // SIGKILL, then start
     let log = master.log();
@@ -360,6 +360,6 @@ fn a_restored_backlog_is_freed_after_repl_backlog_ttl_counted_from_the_restart()
     assert!(master
         .log()
         .contains("Replication backlog freed after 2 seconds"));
-    assert!(!master.dir.path().join("ringkv-backlog.ring").exists());
+    assert!(!master.dir.path().join("dump.rdb.backlog").exists());
     assert_ne!(field(&master, "replication", "master_replid"), restored_id);
 }

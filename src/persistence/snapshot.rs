@@ -303,7 +303,8 @@ pub fn load_at_start(shared: &Shared) -> Result<(), String> {
     let mut store = shared.lock_store();
     if crate::persistence::aof::load_at_start(shared, &mut store)? {
         // The AOF carries no replication ID: a previous run's backlog can't be continued.
-        crate::replication::restart::restore_at_start(&mut store, None);
+        let backlog = crate::replication::state::backlog_path(&config);
+        crate::replication::restart::restore_at_start(&mut store, &backlog, None);
         return Ok(());
     }
     load_rdb_at_start(&config, &mut store)
@@ -317,7 +318,8 @@ pub fn load_rdb_at_start(config: &Config, store: &mut Store) -> Result<(), Strin
     let mapped = match files::Mapped::open(&path) {
         Ok(mapped) => mapped,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            crate::replication::restart::restore_at_start(store, None);
+            let backlog = crate::replication::state::backlog_path(config);
+            crate::replication::restart::restore_at_start(store, &backlog, None);
             return Ok(());
         }
         Err(error) => {
@@ -342,7 +344,8 @@ pub fn load_rdb_at_start(config: &Config, store: &mut Store) -> Result<(), Strin
         loaded.expired_skipped
     );
     crate::replication::replica::restore_at_start(store, &loaded.info);
-    crate::replication::restart::restore_at_start(store, Some(&loaded));
+    let backlog = crate::replication::state::backlog_path(config);
+    crate::replication::restart::restore_at_start(store, &backlog, Some(&loaded));
     log!(
         Notice,
         "DB loaded from disk: {:.3} seconds",

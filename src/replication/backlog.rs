@@ -113,7 +113,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -233,6 +233,8 @@ struct Inner {
     replid: Mutex<String>,
     /// Keeps the `flock` for as long as the mapping lives.
     _file: File,
+    /// Where the file was opened (relative to `dir`), to remove it when the history ends.
+    path: PathBuf,
 }
 
 // SAFETY: `base` points into a shared mapping owned by `Inner` and unmapped only in its
@@ -470,7 +472,8 @@ impl Backlog {
         // SAFETY: the mapping is at least HEADER_LEN > HEADER_USED bytes and nobody else can
         // see it yet.
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), base, HEADER_USED) };
-        let backlog = Backlog::from_parts(base, total as usize, capacity, replid.into(), file);
+        let backlog =
+            Backlog::from_parts(base, total as usize, capacity, replid.into(), file, path);
         backlog.prefault(start_offset);
         Ok(backlog)
     }
@@ -532,7 +535,7 @@ impl Backlog {
         }
         let replid = String::from_utf8(replid.to_vec()).expect("checked ASCII");
         let base = map(&file, size as usize)?;
-        let backlog = Backlog::from_parts(base, size as usize, capacity, replid, file);
+        let backlog = Backlog::from_parts(base, size as usize, capacity, replid, file, path);
         // Readers about to resync will want the history; writers the bytes after it.
         backlog.advise(tail, committed - tail, libc::MADV_WILLNEED);
         backlog.prefault(committed);
@@ -545,6 +548,7 @@ impl Backlog {
         capacity: u64,
         replid: String,
         file: File,
+        path: &Path,
     ) -> Backlog {
         let inner = Inner {
             base,
@@ -562,6 +566,7 @@ impl Backlog {
             slots_used: AtomicUsize::new(0),
             replid: Mutex::new(replid),
             _file: file,
+            path: path.to_path_buf(),
         };
         let committed = inner.committed().load(Ordering::Relaxed);
         inner.reserved.store(committed, Ordering::Relaxed);
@@ -602,6 +607,11 @@ impl Backlog {
             ok &= rc == 0;
         }
         ok
+    }
+
+    /// The file this ring lives in, as it was opened (relative to `dir`).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
 
     pub fn capacity(&self) -> u64 {

@@ -494,9 +494,12 @@ fn create_backlog(shared: &Shared, store: &mut Store) -> Result<(), String> {
     // (`client-output-buffer-limit replica`, 256mb by default): a lagging replica is then
     // dropped where Redis would drop it, not at the much smaller `repl-backlog-size`. The
     // ring is a file mapping: its pages are page cache, written back and reclaimable.
-    let capacity = backlog_capacity(&shared.config());
+    let config = shared.config();
     replication
-        .create_backlog(capacity)
+        .create_backlog(
+            &super::state::backlog_path(&config),
+            backlog_capacity(&config),
+        )
         .map_err(|e| format!("can't create the replication backlog: {e}"))?;
     enable_propagation(store);
     log!(
@@ -969,8 +972,11 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
         replication.replid = crate::server::shared::new_run_id();
         replication.replid2 = NO_REPLID.to_string();
         replication.second_replid_offset = -1;
-        replication.backlog = None;
-        let _ = std::fs::remove_file(super::state::BACKLOG_FILE);
+        if let Some(backlog) = replication.backlog.take() {
+            let path = backlog.path().to_path_buf();
+            drop(backlog);
+            let _ = std::fs::remove_file(path);
+        }
         store.propagation.enabled = propagation_needed_without_backlog(store);
         log!(
             Notice,

@@ -921,7 +921,7 @@ pub fn link_lost(store: &mut Store, now_ms: u64, reconnect_now: bool) {
 pub fn continue_partial(
     store: &mut Store,
     new_replid: Option<String>,
-    backlog_size: u64,
+    config: &Config,
     now_ms: u64,
 ) {
     let replication = &mut store.replication;
@@ -954,7 +954,10 @@ pub fn continue_partial(
     side.connect_now = false;
     if replication.backlog.is_none() {
         // A replica restarted from its RDB has a history but no backlog yet.
-        if let Err(error) = replication.create_backlog(backlog_size) {
+        if let Err(error) = replication.create_backlog(
+            &super::state::backlog_path(config),
+            super::master::backlog_capacity(config),
+        ) {
             log!(Warning, "Could not create the replication backlog: {error}");
         }
     }
@@ -970,7 +973,7 @@ pub fn finish_full_sync(
     store: &mut Store,
     dbs: Vec<Db>,
     stream_db: usize,
-    backlog_size: u64,
+    config: &Config,
     now_ms: u64,
 ) -> Vec<Db> {
     // Our replicas followed the old history: they must resync with us (Redis'
@@ -1008,10 +1011,13 @@ pub fn finish_full_sync(
     // A new history: the old backlog's bytes belong to another one. Its file is unlinked
     // first: readers still holding the old ring keep their inode (and its lock) until they
     // let go, and the new ring is a new file at the same path.
-    if replication.backlog.take().is_some() {
-        let _ = std::fs::remove_file(super::state::BACKLOG_FILE);
+    if let Some(backlog) = replication.backlog.take() {
+        let _ = std::fs::remove_file(backlog.path());
     }
-    if let Err(error) = replication.create_backlog(backlog_size) {
+    if let Err(error) = replication.create_backlog(
+        &super::state::backlog_path(config),
+        super::master::backlog_capacity(config),
+    ) {
         log!(Warning, "Could not create the replication backlog: {error}");
     }
     log!(Notice, "MASTER <-> REPLICA sync: Finished with success");
@@ -1646,6 +1652,14 @@ mod tests {
         }
     }
 
+    /// A config whose backlog file goes to a temporary directory.
+    fn scratch_config() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.dbfilename = dir.path().join("dump.rdb").display().to_string();
+        (dir, config)
+    }
+
     fn replica_store() -> Store {
         let mut store = Store::new(4);
         set_master(&mut store, "127.0.0.1", 6379);
@@ -1705,7 +1719,9 @@ mod tests {
         assert_eq!((cached.offset, cached.db), (114, 2));
         assert_eq!(save_info(&store).unwrap().repl_offset, Some(114));
         assert_eq!(save_info(&store).unwrap().repl_stream_db, Some(2));
-        continue_partial(&mut store, Some(ID_B.into()), 0, 10_000);
+        let (dir, config) = scratch_config();
+        continue_partial(&mut store, Some(ID_B.into()), &config, 10_000);
+        assert!(dir.path().join("dump.rdb.backlog").exists());
         assert_eq!(store.replication.replid, ID_B);
         assert_eq!(store.replication.replid2, ID_A);
         assert_eq!(store.replication.second_replid_offset, 115);
@@ -1726,7 +1742,10 @@ mod tests {
             b"k",
             crate::storage::Value::Str(crate::storage::Bstr::new(b"v")),
         );
-        let old = finish_full_sync(&mut store, fresh, 1, 0, 5);
+        let (dir, config) = scratch_config();
+        let old = finish_full_sync(&mut store, fresh, 1, &config, 5);
+        let backlog = store.replication.backlog.as_ref().unwrap();
+        assert_eq!(backlog.path(), dir.path().join("dump.rdb.backlog"));
         assert_eq!(old.len(), 4);
         assert_eq!(store.dbs[1].len(), 1);
         assert_eq!(store.dbs[1].expiry_mode, crate::storage::ExpiryMode::Hide);

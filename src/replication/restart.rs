@@ -39,7 +39,6 @@
 use std::path::Path;
 
 use super::backlog::Backlog;
-use super::state::BACKLOG_FILE;
 use crate::persistence::rdb::Loaded;
 use crate::server::shared::unix_time_ms;
 use crate::storage::Store;
@@ -129,11 +128,10 @@ fn matching_backlog(path: &Path, loaded: Option<&Loaded>) -> Result<Option<Found
 /// when `loaded` (the RDB just loaded; `None` when the data did not come from an RDB) ends
 /// exactly where the backlog does, otherwise removes the stale file. Returns whether the
 /// backlog was restored. A replica leaves the file alone (its side manages its own backlog).
-pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
+pub fn restore_at_start(store: &mut Store, path: &Path, loaded: Option<&Loaded>) -> bool {
     if store.replication.replica_side.is_replica() {
         return false;
     }
-    let path = Path::new(BACKLOG_FILE);
     let Found {
         backlog,
         replid,
@@ -144,7 +142,8 @@ pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
         Err(Refused { reason, remove }) => {
             crate::log!(
                 Notice,
-                "Replication backlog {BACKLOG_FILE} of the previous run not restored: {reason}"
+                "Replication backlog {} of the previous run not restored: {reason}",
+                path.display()
             );
             // The backlog, if it was opened, is closed (unlocked) by now.
             if remove {
@@ -157,7 +156,8 @@ pub fn restore_at_start(store: &mut Store, loaded: Option<&Loaded>) -> bool {
     if let Err(error) = backlog.set_replid(&replication.replid) {
         crate::log!(
             Warning,
-            "Replication backlog {BACKLOG_FILE} not restored: can't record the new replication ID: {error}"
+            "Replication backlog {} not restored: can't record the new replication ID: {error}",
+            path.display()
         );
         drop(backlog);
         let _ = std::fs::remove_file(path);
@@ -205,7 +205,7 @@ mod tests {
 
     /// A closed backlog file for `ID` whose stream ends at offset 100 + `written`.
     fn backlog_file(dir: &Path, written: usize) -> std::path::PathBuf {
-        let path = dir.join(BACKLOG_FILE);
+        let path = dir.join("dump.rdb.backlog");
         let backlog = Backlog::create(&path, 1 << 16, ID, 100).unwrap();
         if written > 0 {
             backlog.append(&vec![b'x'; written]).unwrap();
@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn no_file_is_nothing_to_restore_and_a_held_file_is_not_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(BACKLOG_FILE);
+        let path = dir.path().join("dump.rdb.backlog");
         assert!(matches!(
             matching_backlog(&path, Some(&loaded(ID, 100, 0))),
             Ok(None)

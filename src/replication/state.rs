@@ -44,8 +44,12 @@ impl Default for ReplicationState {
     }
 }
 
-/// Name of the backlog file inside `dir`.
-pub const BACKLOG_FILE: &str = "ringkv-backlog.ring";
+/// The backlog file inside `dir`: named after `dbfilename` (`dump.rdb.backlog`), so servers
+/// sharing a `dir` with their own `dbfilename`, as Redis allows, each have their own ring, and
+/// a backlog sits beside the RDB file whose data it continues after a restart.
+pub fn backlog_path(config: &crate::config::Config) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.backlog", config.dbfilename))
+}
 
 impl ReplicationState {
     /// Appends stream bytes: they advance `master_repl_offset` and go into the backlog when
@@ -70,14 +74,9 @@ impl ReplicationState {
         }
     }
 
-    /// Creates the backlog (`dir`/[`BACKLOG_FILE`]) at the current offset.
-    pub fn create_backlog(&mut self, capacity: u64) -> std::io::Result<()> {
-        let backlog = Backlog::create(
-            std::path::Path::new(BACKLOG_FILE),
-            capacity,
-            &self.replid,
-            self.master_repl_offset,
-        )?;
+    /// Creates the backlog in the file at `path` ([`backlog_path`]) at the current offset.
+    pub fn create_backlog(&mut self, path: &std::path::Path, capacity: u64) -> std::io::Result<()> {
+        let backlog = Backlog::create(path, capacity, &self.replid, self.master_repl_offset)?;
         self.backlog = Some(backlog);
         Ok(())
     }

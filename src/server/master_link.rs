@@ -892,12 +892,7 @@ impl Core {
             }
             Reaction::Continue { new_replid } => {
                 self.list_master_client(slot);
-                replica::continue_partial(
-                    &mut store,
-                    new_replid,
-                    crate::replication::master::backlog_capacity(&self.config),
-                    now,
-                );
+                replica::continue_partial(&mut store, new_replid, &self.config, now);
                 let db = store
                     .replication
                     .replica_side
@@ -1252,13 +1247,8 @@ impl Core {
         store.persistence.last_load_keys_loaded = snapshot.keys;
         store.persistence.last_load_keys_expired = 0;
         self.list_master_client(slot);
-        let old = replica::finish_full_sync(
-            &mut store,
-            snapshot.dbs,
-            snapshot.stream_db,
-            crate::replication::master::backlog_capacity(&config),
-            now,
-        );
+        let old =
+            replica::finish_full_sync(&mut store, snapshot.dbs, snapshot.stream_db, &config, now);
         if let Err(error) = crate::persistence::aof::restart_after_sync(&self.shared, &mut store) {
             log!(
                 Warning,

@@ -370,7 +370,7 @@ mod tests {
             "temp-stream-x.1.spool",
             "temp-stream-1.spool",
             "temp-1.2.3.4.rdb",
-            "ringkv-backlog.ring",
+            "dump.rdb.backlog",
         ] {
             assert_eq!(transfer_file_pid(other), None, "{other}");
         }
