@@ -466,7 +466,9 @@ static DIRECTIVES: &[Directive] = &[
     directive("crash-log-enabled", None, Kind::Bool, "yes", MUTABLE),
     directive("crash-memcheck-enabled", None, Kind::Bool, "yes", MUTABLE),
     directive("use-exit-on-panic", None, Kind::Bool, "no", HIDDEN),
-    directive("disable-thp", None, Kind::Bool, "yes", IMMUTABLE),
+    // ringkv's default differs from Redis' `yes`: transparent huge pages keep the fork
+    // pause of a multi-GB BGSAVE or full sync to milliseconds (tuning.md has the figures).
+    directive("disable-thp", None, Kind::Bool, "no", IMMUTABLE),
     directive(
         "cluster-allow-replica-migration",
         None,
@@ -1399,6 +1401,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "loglevel",
     "pidfile",
     "daemonize",
+    "disable-thp",
     "enable-debug-command",
     "enable-protected-configs",
     "hz",
@@ -1516,6 +1519,9 @@ pub struct Config {
     pub pidfile: String,
     /// Detach from the terminal (`daemonize`, no).
     pub daemonize: bool,
+    /// Turn transparent huge pages off for this process at start (`disable-thp`; ringkv's
+    /// default is no, Redis' yes).
+    pub disable_thp: bool,
     /// Who may run `DEBUG` (`enable-debug-command`, no).
     pub enable_debug_command: EnableLevel,
     /// Who may `CONFIG SET` protected configs such as `dir` (`enable-protected-configs`, no).
@@ -1636,6 +1642,7 @@ impl Default for Config {
             loglevel: LogLevel::Notice,
             pidfile: String::new(),
             daemonize: false,
+            disable_thp: false,
             enable_debug_command: EnableLevel::No,
             enable_protected_configs: EnableLevel::No,
             hz: 10,
@@ -2132,6 +2139,7 @@ impl Config {
             "loglevel" => self.loglevel = parse_log_level(value).unwrap_or(LogLevel::Notice),
             "pidfile" => self.pidfile = value.to_string(),
             "daemonize" => self.daemonize = yes,
+            "disable-thp" => self.disable_thp = yes,
             "enable-debug-command" => {
                 self.enable_debug_command = EnableLevel::from_name(value).unwrap_or(EnableLevel::No)
             }
@@ -2396,6 +2404,7 @@ impl Config {
             "loglevel" => log_level_name(self.loglevel).to_string(),
             "pidfile" => self.pidfile.clone(),
             "daemonize" => bool_text(self.daemonize),
+            "disable-thp" => bool_text(self.disable_thp),
             "enable-debug-command" => self.enable_debug_command.name().to_string(),
             "enable-protected-configs" => self.enable_protected_configs.name().to_string(),
             "hz" => self.hz.to_string(),

@@ -85,3 +85,53 @@ fn command_line_flags_override_the_file() {
         "{error}"
     );
 }
+
+/// `THP_enabled` of a process, from `/proc/<pid>/status`.
+fn thp_enabled(server: &Server) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/<pid>/status:\n{status}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn disable_thp_turns_transparent_huge_pages_off_for_the_process() {
+    let default = Server::start(&[]);
+    let mut con = default.client();
+    let value: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("disable-thp")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(value, ["disable-thp", "no"]);
+    assert_eq!(thp_enabled(&default), "1");
+
+    let disabled = Server::start(&["--disable-thp", "yes"]);
+    let mut con = disabled.client();
+    let value: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("disable-thp")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(value, ["disable-thp", "yes"]);
+    assert_eq!(thp_enabled(&disabled), "0");
+    // Set at start only, as in Redis.
+    let error = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("disable-thp")
+        .arg("no")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("can't set immutable config"),
+        "{error}"
+    );
+    assert!(
+        !disabled.log().contains("disable-thp"),
+        "{}",
+        disabled.log()
+    );
+}
