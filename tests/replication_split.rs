@@ -269,3 +269,44 @@ fn the_stream_connection_authenticates_like_the_first() {
         "{log}"
     );
 }
+
+#[test]
+fn the_stream_connection_counts_for_min_replicas_only_once_the_snapshot_is_delivered() {
+    // The stream connection is online from the start of the full sync, but its replica has
+    // no data until the snapshot arrives: like Redis, which counts a replica from the end of
+    // its transfer, writes are refused meanwhile.
+    let master = Server::start(&[
+        "--min-replicas-to-write",
+        "1",
+        "--rdb-key-save-delay",
+        "1000",
+    ]);
+    let mut con = master.client();
+    let _: () = query(&mut con, &["DEBUG", "POPULATE", "3000", "key", "100"]);
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    wait_for(
+        "the stream connection to be online while the snapshot is made",
+        Duration::from_secs(20),
+        || {
+            field(&master, "persistence", "rdb_bgsave_in_progress") == "1"
+                && support::replicas_of(&master)
+                    .iter()
+                    .any(|r| r["state"] == "online")
+        },
+    );
+    let refused = support::run(&mut con, &["SET", "during", "snapshot"]).unwrap_err();
+    assert_eq!(refused.code(), Some("NOREPLICAS"), "{refused}");
+    assert_eq!(field(&master, "replication", "min_slaves_good_slaves"), "0");
+
+    wait_caught_up(&master, &replica);
+    wait_for("the replica to count", Duration::from_secs(10), || {
+        field(&master, "replication", "min_slaves_good_slaves") == "1"
+    });
+    let _: () = query(&mut con, &["SET", "after", "sync"]);
+    wait_caught_up(&master, &replica);
+    assert_eq!(workload::digest(&master), workload::digest(&replica));
+    assert!(master
+        .log()
+        .contains("which takes the stream through its other connection"));
+}

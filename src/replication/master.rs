@@ -180,6 +180,16 @@ pub struct Replica {
     pub capa_psync2: bool,
     pub rdb_only: bool,
     pub snapshot_only: bool,
+    /// The stream connection of a split full sync (`REPLCONF sync-stream 1`).
+    pub sync_stream: bool,
+    /// Whether it holds the data set, so it may count for `min-replicas-to-write`: false
+    /// for a stream connection until its replica has the whole snapshot (its other
+    /// connection sent the last byte, or it sent a `REPLCONF ACK`, which it does only after
+    /// loading). Redis counts a replica from the end of its transfer on; this keeps a
+    /// replica whose snapshot is still being made or sent from counting earlier.
+    pub has_snapshot: bool,
+    /// A `snapshot-only` connection that sent the whole snapshot.
+    pub snapshot_delivered: bool,
     pub no_compress: bool,
     /// Came with the old `SYNC`: no `+FULLRESYNC`, no ACKs expected.
     pub pre_psync: bool,
@@ -340,13 +350,30 @@ impl MasterSide {
             .count()
     }
 
-    /// Recounts `good_replicas` (online, lag ≤ `max_lag` seconds).
+    /// Recounts `good_replicas` (online, holding the data set, lag ≤ `max_lag` seconds).
+    /// First, a stream connection whose snapshot connection (same address and listening
+    /// port) delivered the snapshot now holds it.
     pub fn refresh_good_replicas(&mut self, max_lag_secs: u64, now_secs: u64) {
+        let delivered: Vec<(String, i64)> = self
+            .replicas
+            .iter()
+            .filter(|r| r.snapshot_only && r.snapshot_delivered)
+            .map(|r| (r.ip.clone(), r.listening_port))
+            .collect();
+        for replica in self.replicas.iter_mut().filter(|r| r.sync_stream) {
+            if delivered
+                .iter()
+                .any(|(ip, port)| *ip == replica.ip && *port == replica.listening_port)
+            {
+                replica.has_snapshot = true;
+            }
+        }
         self.good_replicas = self
             .replicas
             .iter()
             .filter(|r| {
                 r.state == ReplicaState::Online
+                    && r.has_snapshot
                     && now_secs.saturating_sub(r.ack_time) <= max_lag_secs
             })
             .count();
@@ -758,6 +785,10 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Op
             "Snapshot sent to replica {}, which takes the stream through its other connection",
             replica.name()
         );
+        replica.snapshot_delivered = true;
+        replication
+            .master_side
+            .refresh_good_replicas(max_lag_secs, now);
         return None;
     }
     if replica.rdb_only {
@@ -1133,6 +1164,9 @@ mod tests {
             capa_psync2: true,
             rdb_only: false,
             snapshot_only: false,
+            sync_stream: false,
+            has_snapshot: true,
+            snapshot_delivered: false,
             no_compress: false,
             pre_psync: false,
             state,
@@ -1168,6 +1202,33 @@ mod tests {
         assert_eq!(side.good_replicas, 1);
         side.refresh_good_replicas(11, 100);
         assert_eq!(side.good_replicas, 2);
+    }
+
+    #[test]
+    fn a_stream_connection_counts_once_its_replica_has_the_snapshot() {
+        let mut side = MasterSide::default();
+        let mut stream = replica(1, ReplicaState::Online, 0, 100);
+        stream.sync_stream = true;
+        stream.has_snapshot = false;
+        side.replicas.push(stream);
+        let mut snapshot = replica(2, ReplicaState::SendBulk, 0, 100);
+        snapshot.snapshot_only = true;
+        side.replicas.push(snapshot);
+        // Another replica's snapshot (another listening port) proves nothing.
+        let mut other = replica(3, ReplicaState::SendBulk, 0, 100);
+        other.snapshot_only = true;
+        other.listening_port = 6381;
+        other.snapshot_delivered = true;
+        side.replicas.push(other);
+        side.refresh_good_replicas(10, 100);
+        assert_eq!(side.good_replicas, 0);
+        side.replicas[1].snapshot_delivered = true;
+        side.refresh_good_replicas(10, 100);
+        assert_eq!(side.good_replicas, 1);
+        // It stays counted after the snapshot connection is gone.
+        side.replicas.retain(|r| !r.snapshot_only);
+        side.refresh_good_replicas(10, 100);
+        assert_eq!(side.good_replicas, 1);
     }
 
     #[test]

@@ -147,6 +147,11 @@ fn ack(ctx: &mut Ctx<'_>, value: &[u8]) {
         replica.ack_offset = offset;
     }
     replica.ack_time = unix_time_ms() / 1000;
+    if !replica.has_snapshot {
+        // A stream connection acknowledges only once its replica loaded the snapshot.
+        replica.has_snapshot = true;
+        side.refresh_good_replicas(ctx.config.min_replicas_max_lag_secs, unix_time_ms() / 1000);
+    }
     super::diskless::after_ack(ctx.shared, ctx.store, client_id);
     serve_waiting(ctx);
 }
@@ -287,6 +292,9 @@ fn sync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         capa_psync2: hello.capa_psync2,
         rdb_only: hello.rdb_only,
         snapshot_only: hello.snapshot_only,
+        sync_stream: hello.sync_stream,
+        has_snapshot: !hello.sync_stream,
+        snapshot_delivered: false,
         no_compress: hello.no_compress,
         pre_psync: !is_psync,
         state: ReplicaState::WaitBgsaveStart,

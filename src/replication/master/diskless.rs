@@ -355,6 +355,8 @@ fn put_online(replica: &mut Replica, backlog: Option<&Backlog>, now_secs: u64) -
             "Snapshot sent to replica {}, which takes the stream through its other connection",
             replica.name()
         );
+        // Its stream connection counts for min-replicas from the next recount on.
+        replica.snapshot_delivered = true;
         return Drained::Close;
     }
     if replica.rdb_only {
@@ -535,6 +537,9 @@ mod tests {
             capa_psync2: true,
             rdb_only: false,
             snapshot_only: false,
+            sync_stream: false,
+            has_snapshot: true,
+            snapshot_delivered: false,
             no_compress: false,
             pre_psync: false,
             state,
