@@ -49,6 +49,11 @@ fn config_path(server: &Server) -> String {
 
 /// One redis-sentinel process watching `master_port`.
 fn start_sentinel(master_port: u16) -> Server {
+    start_sentinel_with(master_port, "")
+}
+
+/// The same with more configuration lines (`sentinel auth-pass ...`).
+fn start_sentinel_with(master_port: u16, more: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("sentinel.conf");
     std::fs::write(
@@ -57,7 +62,7 @@ fn start_sentinel(master_port: u16) -> Server {
             "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
              sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
-             sentinel parallel-syncs {MASTER_NAME} 1\n"
+             sentinel parallel-syncs {MASTER_NAME} 1\n{more}"
         ),
     )
     .unwrap();
@@ -317,4 +322,72 @@ fn sentinel_failover_command_hands_a_ringkv_master_over_to_a_redis_replica() {
     let mut con = master.client();
     let ten: Option<String> = query(&mut con, &["GET", "after-failover:10"]);
     assert_eq!(ten.as_deref(), Some("v"));
+}
+
+#[test]
+fn sentinel_with_auth_pass_fails_over_password_protected_servers() {
+    // Production style: every server has `requirepass` and `masterauth`, the sentinels
+    // `auth-pass`; a ringkv master with a ringkv and a Redis replica.
+    const PASSWORD: &str = "s3cret";
+    let auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD];
+    let master = ringkv_with_config(&auth).authenticated(PASSWORD);
+    let master_port = master.port.to_string();
+    let mut follow = vec!["--replicaof", "127.0.0.1", master_port.as_str()];
+    follow.extend_from_slice(&auth);
+    let replicas = [
+        ringkv_with_config(&follow).authenticated(PASSWORD),
+        redis_with_config(&follow).authenticated(PASSWORD),
+    ];
+    workload::apply(&master, &workload::commands());
+    let mut con = master.client();
+    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
+    assert_eq!(acked, 2);
+    let digest_before = workload::digest(&master);
+
+    let auth_pass = format!("sentinel auth-pass {MASTER_NAME} {PASSWORD}\n");
+    let sentinels: Vec<Server> = (0..3)
+        .map(|_| start_sentinel_with(master.port, &auth_pass))
+        .collect();
+    wait_for(
+        "the sentinels to discover the replicas and each other",
+        Duration::from_secs(30),
+        || {
+            sentinels.iter().all(|s| {
+                let m = sentinel_master(s);
+                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
+            })
+        },
+    );
+
+    master.signal(libc::SIGKILL);
+    let sentinel_refs: Vec<&Server> = sentinels.iter().collect();
+    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
+    let promoted = loop {
+        let told: Vec<u16> = sentinels.iter().map(master_port_told_by).collect();
+        if let Some(replica) = replicas.iter().find(|r| told.iter().all(|p| *p == r.port)) {
+            break replica;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failover within {FAILOVER_WAIT:?}:\n{}",
+            logs(&sentinel_refs)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let other = replicas.iter().find(|r| r.port != promoted.port).unwrap();
+    assert_eq!(role(promoted), "master");
+    assert_eq!(workload::digest(promoted), digest_before);
+    let mut con = promoted.client();
+    let _: () = query(&mut con, &["SET", "after-failover", "v"]);
+    let promoted_port = promoted.port.to_string();
+    wait_for(
+        "the other replica to follow the promoted one",
+        FAILOVER_WAIT,
+        || {
+            field(other, "replication", "master_port") == promoted_port
+                && field(other, "replication", "master_link_status") == "up"
+        },
+    );
+    wait_caught_up(promoted, other);
+    assert_eq!(workload::digest(other), workload::digest(promoted));
 }

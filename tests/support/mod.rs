@@ -46,6 +46,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     log_path: PathBuf,
+    /// Password [`client`](Self::client) authenticates with (see [`authenticated`](Self::authenticated)).
+    password: Option<String>,
 }
 
 impl Server {
@@ -157,6 +159,7 @@ impl Server {
                 dir,
                 child: Some(child),
                 log_path,
+                password: None,
             };
             if server.wait_ready() {
                 return server;
@@ -213,8 +216,18 @@ impl Server {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// From now on [`client`](Self::client) (and every helper using it) sends `AUTH
+    /// password`: for a server started with `--requirepass`.
+    pub fn authenticated(mut self, password: &str) -> Server {
+        self.password = Some(password.to_string());
+        self
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// A new client connection (redis crate).
