@@ -271,7 +271,7 @@ fn the_stream_connection_authenticates_like_the_first() {
 }
 
 #[test]
-fn the_stream_connection_counts_for_min_replicas_only_once_the_snapshot_is_delivered() {
+fn a_syncing_replica_is_listed_once_and_counts_for_min_replicas_once_it_has_the_snapshot() {
     // The stream connection is online from the start of the full sync, but its replica has
     // no data until the snapshot arrives: like Redis, which counts a replica from the end of
     // its transfer, writes are refused meanwhile.
@@ -290,19 +290,32 @@ fn the_stream_connection_counts_for_min_replicas_only_once_the_snapshot_is_deliv
         Duration::from_secs(20),
         || {
             field(&master, "persistence", "rdb_bgsave_in_progress") == "1"
-                && support::replicas_of(&master)
-                    .iter()
-                    .any(|r| r["state"] == "online")
+                && master
+                    .log()
+                    .contains("takes the stream of its full sync from offset")
         },
     );
     let refused = support::run(&mut con, &["SET", "during", "snapshot"]).unwrap_err();
     assert_eq!(refused.code(), Some("NOREPLICAS"), "{refused}");
     assert_eq!(field(&master, "replication", "min_slaves_good_slaves"), "0");
+    // INFO lists the syncing replica once, as Redis would: by its snapshot connection.
+    let listed = support::replicas_of(&master);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["state"], "wait_bgsave");
+    assert_eq!(field(&master, "replication", "connected_slaves"), "1");
+    let role: Vec<redis::Value> = query(&mut con, &["ROLE"]);
+    let online: Vec<redis::Value> = redis::from_redis_value(&role[2]).unwrap();
+    assert!(online.is_empty(), "{role:?}");
 
     wait_caught_up(&master, &replica);
     wait_for("the replica to count", Duration::from_secs(10), || {
         field(&master, "replication", "min_slaves_good_slaves") == "1"
     });
+    // Then it is listed once, online, by its stream connection.
+    let listed = support::replicas_of(&master);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["state"], "online");
+    assert_eq!(listed[0]["port"], replica.port.to_string());
     let _: () = query(&mut con, &["SET", "after", "sync"]);
     wait_caught_up(&master, &replica);
     assert_eq!(workload::digest(&master), workload::digest(&replica));

@@ -216,6 +216,14 @@ impl Replica {
         replica_name(&self.ip, self.listening_port)
     }
 
+    /// Whether INFO and ROLE list it. A stream connection whose replica does not have the
+    /// snapshot yet is left out: its snapshot connection stands for the replica meanwhile
+    /// (`wait_bgsave`, `send_bulk`), so a syncing replica is listed once, as in Redis, and
+    /// afterwards the stream connection is (`online`).
+    pub fn listed(&self) -> bool {
+        !self.sync_stream || self.has_snapshot
+    }
+
     /// Whether this replica needs the snapshot a child with `no_compress` makes.
     fn shares_snapshot(&self, no_compress: bool) -> bool {
         self.no_compress == no_compress
@@ -1070,12 +1078,13 @@ fn propagation_needed_without_backlog(store: &Store) -> bool {
 pub fn info_replicas(config: &crate::config::Config, store: &Store, out: &mut String) {
     use std::fmt::Write;
     let side = &store.replication.master_side;
-    let _ = write!(out, "connected_slaves:{}\r\n", side.replicas.len());
+    let listed: Vec<&Replica> = side.replicas.iter().filter(|r| r.listed()).collect();
+    let _ = write!(out, "connected_slaves:{}\r\n", listed.len());
     if config.min_replicas_to_write > 0 && config.min_replicas_max_lag_secs > 0 {
         let _ = write!(out, "min_slaves_good_slaves:{}\r\n", side.good_replicas);
     }
     let now = unix_time_ms() / 1000;
-    for (index, replica) in side.replicas.iter().enumerate() {
+    for (index, replica) in listed.into_iter().enumerate() {
         let lag = if replica.state == ReplicaState::Online {
             now.saturating_sub(replica.ack_time)
         } else {
@@ -1133,7 +1142,7 @@ pub fn reply_role(store: &Store, reply: &mut crate::protocol::Reply) {
         .master_side
         .replicas
         .iter()
-        .filter(|r| r.state == ReplicaState::Online)
+        .filter(|r| r.state == ReplicaState::Online && r.listed())
         .collect();
     reply.array(online.len());
     for replica in online {
