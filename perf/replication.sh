@@ -13,7 +13,9 @@
 #    and with 2 "sink" replicas: `PSYNC ? -1` from a shell, everything read and thrown away
 #    by `cat`. Real replicas on this machine compete with the master for its cores (they
 #    apply every write); sinks cost almost nothing, so that row is the master's own cost of
-#    feeding two replicas, as it would be with replicas on other hosts.
+#    feeding two replicas, as it would be with replicas on other hosts. A second table gives
+#    the master's own CPU time per request (user+system from /proc/<pid>/stat), which the
+#    replicas' competition for the cores does not inflate the way it cuts throughput.
 # 3. Partial resync: CLIENT KILL TYPE replica on the master, CATCHUP_WRITES writes at once,
 #    time from the kill until the replica's offset equals the master's; sync_partial_ok must
 #    grow and sync_full must not.
@@ -143,14 +145,22 @@ if [ -n "$SIZES" ]; then
 fi
 
 # --- 2. Master throughput with 0, 1, 2 replicas ----------------------------------------------
-declare -A rps
-throughput() { # name port label: SET and GET at -P 16 and -P 1 into rps[name,label,P,test]
-  local pipeline n
+declare -A rps cpu
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # pid -> user+system clock ticks
+throughput() { # name port label pid: SET and GET at -P 16 and -P 1 into rps[name,label,P,test],
+  # and the master's own CPU per request (user+system, all its threads) into cpu[...]: what a
+  # replica costs the master itself, apart from the CPU the replicas take on this machine
+  local pipeline n t before value
   for pipeline in 16 1; do
     n=$REQUESTS; [ "$pipeline" = 1 ] && n=$((REQUESTS / 3))
-    while IFS=, read -r test value; do rps[$1,$3,$pipeline,$test]=$value; done < <(
-      redis-benchmark -p "$2" -t set,get -P "$pipeline" -c 50 -n "$n" -r 100000 -d "$VALUE_SIZE" --csv 2>/dev/null |
-        tail -n +2 | tr -d '"' | cut -d, -f1,2)
+    for t in set get; do
+      before=$(cpu_ticks "$4")
+      value=$(redis-benchmark -p "$2" -t "$t" -P "$pipeline" -c 50 -n "$n" -r 100000 -d "$VALUE_SIZE" --csv 2>/dev/null |
+        tail -n +2 | tr -d '"' | cut -d, -f2)
+      rps[$1,$3,$pipeline,${t^^}]=$value
+      cpu[$1,$3,$pipeline,${t^^}]=$(awk -v d="$(( $(cpu_ticks "$4") - before ))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+        'BEGIN { printf "%.2f", d * 1e6 / hz / n }')
+    done
   done
 }
 sink() { # master-port -> pid: a replica that reads and discards everything (see the header)
@@ -167,7 +177,7 @@ for name in redis ringkv; do
       replicaof "$rport" "$mport"
       [ "$(wait_synced "$mport" "$rport" 60)" != - ] || { echo "$name replica $count did not sync" >&2; exit 1; }
     fi
-    throughput "$name" "$mport" "$count"
+    throughput "$name" "$mport" "$count" "$mpid"
   done
   for pid in "${replicas[@]}"; do stop "" "$pid"; done
   # Disk-based: a diskless sync waits for the replica's first ACK, which a sink never sends.
@@ -179,7 +189,7 @@ for name in redis ringkv; do
     [ $SECONDS -lt $deadline ] || { echo "$name: the sink replicas did not come online" >&2; exit 1; }
     sleep 0.2
   done
-  throughput "$name" "$mport" 2s
+  throughput "$name" "$mport" 2s "$mpid"
   for pid in "${sinks[@]}"; do kill "$pid" 2>/dev/null || true; done
   stop "$mport" "$mpid"
 done
@@ -190,6 +200,18 @@ for test in SET GET; do
       r=${rps[redis,$count,$pipeline,$test]:-0}; k=${rps[ringkv,$count,$pipeline,$test]:-0}
       printf '%-4s %3s %8s %11.0f %11.0f %7s %9s %9s\n' "$test" "$pipeline" "$count" "$r" "$k" "$(ratio_rate "$r" "$k")" \
         "$(ratio_rate "${rps[redis,0,$pipeline,$test]:-0}" "$r")" "$(ratio_rate "${rps[ringkv,0,$pipeline,$test]:-0}" "$k")"
+    done
+  done
+done
+echo
+echo "Master CPU per request (user+system of the master process, microseconds; x/0 = against 0 replicas)"
+printf '%-4s %3s %8s %9s %9s %8s %8s\n' test P replicas redis_us ringkv_us redis/0 ringkv/0
+for test in SET GET; do
+  for pipeline in 16 1; do
+    for count in 0 1 2 2s; do
+      r=${cpu[redis,$count,$pipeline,$test]:-0}; k=${cpu[ringkv,$count,$pipeline,$test]:-0}
+      printf '%-4s %3s %8s %9s %9s %8s %8s\n' "$test" "$pipeline" "$count" "$r" "$k" \
+        "$(ratio_rate "${cpu[redis,0,$pipeline,$test]:-0}" "$r")" "$(ratio_rate "${cpu[ringkv,0,$pipeline,$test]:-0}" "$k")"
     done
   done
 done
