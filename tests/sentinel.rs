@@ -177,6 +177,9 @@ fn sentinel_fails_over_a_ringkv_master_and_the_old_master_rejoins_as_a_replica()
         },
     );
     wait_caught_up(promoted, other);
+    // PSYNC2: the former sibling continued from the promoted replica's history.
+    assert_eq!(field(promoted, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(promoted, "stats", "sync_full"), "0");
     // Sentinel's CONFIG REWRITE recorded both roles in the config files.
     let promoted_conf = std::fs::read_to_string(config_path(promoted)).unwrap();
     assert!(
