@@ -47,13 +47,47 @@ fn config_path(server: &Server) -> String {
     server.dir.path().join(CONFIG_FILE).display().to_string()
 }
 
-/// One redis-sentinel process watching `master_port`.
-fn start_sentinel(master_port: u16) -> Server {
-    start_sentinel_with(master_port, "")
+/// Three sentinels (quorum 2) watching `master_port`, `more` added to their configuration
+/// (`sentinel auth-pass ...`), once every one of them found both replicas (through the
+/// master's INFO) and the two other sentinels (through hello messages published on the
+/// master's pub/sub).
+fn start_sentinels(master_port: u16, more: &str) -> Vec<Server> {
+    let sentinels: Vec<Server> = (0..3).map(|_| start_sentinel(master_port, more)).collect();
+    wait_for(
+        "the sentinels to discover the replicas and each other",
+        Duration::from_secs(30),
+        || {
+            sentinels.iter().all(|s| {
+                let m = sentinel_master(s);
+                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
+            })
+        },
+    );
+    sentinels
 }
 
-/// The same with more configuration lines (`sentinel auth-pass ...`).
-fn start_sentinel_with(master_port: u16, more: &str) -> Server {
+/// Waits until every sentinel names one of `candidates` as the master; returns it.
+fn wait_promoted<'a>(sentinels: &[Server], candidates: &[&'a Server]) -> &'a Server {
+    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
+    loop {
+        let told: Vec<u16> = sentinels.iter().map(master_port_told_by).collect();
+        if let Some(promoted) = candidates
+            .iter()
+            .find(|c| told.iter().all(|port| *port == c.port))
+        {
+            return promoted;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failover within {FAILOVER_WAIT:?}:\n{}",
+            logs(&sentinels.iter().collect::<Vec<_>>())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One redis-sentinel process watching `master_port`.
+fn start_sentinel(master_port: u16, more: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("sentinel.conf");
     std::fs::write(
@@ -116,19 +150,7 @@ fn sentinel_fails_over_a_ringkv_master_and_the_old_master_rejoins_as_a_replica()
     assert_eq!(acked, 2);
     let digest_before = workload::digest(&master);
 
-    let sentinels: Vec<Server> = (0..3).map(|_| start_sentinel(master.port)).collect();
-    // Every sentinel found both replicas (through the master's INFO) and the two other
-    // sentinels (through hello messages published on the master's pub/sub).
-    wait_for(
-        "the sentinels to discover the replicas and each other",
-        Duration::from_secs(30),
-        || {
-            sentinels.iter().all(|s| {
-                let m = sentinel_master(s);
-                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
-            })
-        },
-    );
+    let sentinels = start_sentinels(master.port, "");
     for sentinel in &sentinels {
         assert_eq!(sentinel_master(sentinel)["flags"], "master");
         assert_eq!(master_port_told_by(sentinel), master.port);
@@ -136,29 +158,9 @@ fn sentinel_fails_over_a_ringkv_master_and_the_old_master_rejoins_as_a_replica()
 
     // The master dies.
     master.signal(libc::SIGKILL);
-    let replica_ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
-    let sentinel_refs: Vec<&Server> = sentinels.iter().collect();
-    let mut promoted_port = 0;
-    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
-    while std::time::Instant::now() < deadline {
-        let told: Vec<u16> = sentinels.iter().map(master_port_told_by).collect();
-        if told.iter().all(|p| *p == told[0]) && replica_ports.contains(&told[0]) {
-            promoted_port = told[0];
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_ne!(
-        promoted_port,
-        0,
-        "no failover within {FAILOVER_WAIT:?}:\n{}",
-        logs(&sentinel_refs)
-    );
-    let (promoted, other) = if replicas[0].port == promoted_port {
-        (&replicas[0], &replicas[1])
-    } else {
-        (&replicas[1], &replicas[0])
-    };
+    let promoted = wait_promoted(&sentinels, &[&replicas[0], &replicas[1]]);
+    let other = replicas.iter().find(|r| r.port != promoted.port).unwrap();
+    let promoted_port = promoted.port;
 
     // The promoted replica is a master with all the data, and takes writes.
     assert_eq!(role(promoted), "master");
@@ -267,34 +269,12 @@ fn sentinel_failover_command_hands_a_ringkv_master_over_to_a_redis_replica() {
     assert_eq!(acked, 2);
     let digest_before = workload::digest(&master);
 
-    let sentinels: Vec<Server> = (0..3).map(|_| start_sentinel(master.port)).collect();
-    wait_for(
-        "the sentinels to discover the replicas and each other",
-        Duration::from_secs(30),
-        || {
-            sentinels.iter().all(|s| {
-                let m = sentinel_master(s);
-                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
-            })
-        },
-    );
+    let sentinels = start_sentinels(master.port, "");
 
     // A manual failover while everything is up: the only candidate is the Redis replica.
     let mut con = sentinels[0].client();
     let _: () = query(&mut con, &["SENTINEL", "FAILOVER", MASTER_NAME]);
-    let sentinel_refs: Vec<&Server> = sentinels.iter().collect();
-    let moved = std::time::Instant::now() + FAILOVER_WAIT;
-    while !sentinels
-        .iter()
-        .all(|s| master_port_told_by(s) == redis_replica.port)
-    {
-        assert!(
-            std::time::Instant::now() < moved,
-            "the sentinels never named the Redis replica master:\n{}",
-            logs(&sentinel_refs)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_promoted(&sentinels, &[&redis_replica]);
     assert_eq!(role(&redis_replica), "master");
     assert_eq!(workload::digest(&redis_replica), digest_before);
 
@@ -348,35 +328,10 @@ fn sentinel_with_auth_pass_fails_over_password_protected_servers() {
     let digest_before = workload::digest(&master);
 
     let auth_pass = format!("sentinel auth-pass {MASTER_NAME} {PASSWORD}\n");
-    let sentinels: Vec<Server> = (0..3)
-        .map(|_| start_sentinel_with(master.port, &auth_pass))
-        .collect();
-    wait_for(
-        "the sentinels to discover the replicas and each other",
-        Duration::from_secs(30),
-        || {
-            sentinels.iter().all(|s| {
-                let m = sentinel_master(s);
-                m["num-slaves"] == "2" && m["num-other-sentinels"] == "2"
-            })
-        },
-    );
+    let sentinels = start_sentinels(master.port, &auth_pass);
 
     master.signal(libc::SIGKILL);
-    let sentinel_refs: Vec<&Server> = sentinels.iter().collect();
-    let deadline = std::time::Instant::now() + FAILOVER_WAIT;
-    let promoted = loop {
-        let told: Vec<u16> = sentinels.iter().map(master_port_told_by).collect();
-        if let Some(replica) = replicas.iter().find(|r| told.iter().all(|p| *p == r.port)) {
-            break replica;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no failover within {FAILOVER_WAIT:?}:\n{}",
-            logs(&sentinel_refs)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let promoted = wait_promoted(&sentinels, &[&replicas[0], &replicas[1]]);
     let other = replicas.iter().find(|r| r.port != promoted.port).unwrap();
     assert_eq!(role(promoted), "master");
     assert_eq!(workload::digest(promoted), digest_before);
