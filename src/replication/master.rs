@@ -1162,7 +1162,9 @@ pub fn reset_stats(store: &mut Store) {
 mod tests {
     use super::*;
 
-    fn replica(id: u64, state: ReplicaState, ack: i64, ack_time: u64) -> Replica {
+    /// A PSYNC2 replica at 127.0.0.1:6380 on core 0 (connection `id`), with nothing
+    /// acknowledged yet, for the unit tests here and in `diskless`.
+    pub(super) fn test_replica(id: u64, state: ReplicaState) -> Replica {
         Replica {
             client_id: id,
             core: 0,
@@ -1179,12 +1181,21 @@ mod tests {
             no_compress: false,
             pre_psync: false,
             state,
-            ack_offset: ack,
-            ack_time,
-            stream_start: 1,
+            ack_offset: 0,
+            ack_time: 0,
+            stream_start: 0,
             soft_limit_since: None,
             asked_ms: 0,
             diskless: None,
+        }
+    }
+
+    fn replica(id: u64, state: ReplicaState, ack: i64, ack_time: u64) -> Replica {
+        Replica {
+            ack_offset: ack,
+            ack_time,
+            stream_start: 1,
+            ..test_replica(id, state)
         }
     }
 

@@ -528,27 +528,9 @@ mod tests {
 
     fn replica(id: u64, state: ReplicaState, capa_eof: bool, asked_ms: u64) -> Replica {
         Replica {
-            client_id: id,
-            core: 0,
-            conn: id,
-            ip: "127.0.0.1".into(),
-            listening_port: 6380,
             capa_eof,
-            capa_psync2: true,
-            rdb_only: false,
-            snapshot_only: false,
-            sync_stream: false,
-            has_snapshot: true,
-            snapshot_delivered: false,
-            no_compress: false,
-            pre_psync: false,
-            state,
-            ack_offset: 0,
-            ack_time: 0,
-            stream_start: 0,
-            soft_limit_since: None,
             asked_ms,
-            diskless: None,
+            ..crate::replication::master::tests::test_replica(id, state)
         }
     }
 
