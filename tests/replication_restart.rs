@@ -56,6 +56,18 @@ fn assert_same_data(master: &Server, replica: &Server) {
     assert_eq!(workload::digest(master), workload::digest(replica));
 }
 
+/// The replica came back with a partial resync (and no full one), and writes made afterwards
+/// (round `round` of [`more_writes`]) reach it.
+fn assert_partial_resync(master: &Server, replica: &Server, round: u32) {
+    wait_for("the replica to resync", Duration::from_secs(30), || {
+        field_u64(master, "stats", "sync_partial_ok") == 1
+    });
+    assert_eq!(field_u64(master, "stats", "sync_full"), 0);
+    more_writes(master, round);
+    assert_same_data(master, replica);
+    assert_eq!(field_u64(master, "stats", "sync_full"), 0);
+}
+
 #[test]
 fn a_master_restarted_after_shutdown_save_serves_its_replica_a_partial_resync() {
     let (mut master, replica) = master_and_replica();
@@ -83,14 +95,8 @@ fn a_master_restarted_after_shutdown_save_serves_its_replica_a_partial_resync() 
         old_offset
     );
 
-    wait_for("the replica to reconnect", Duration::from_secs(30), || {
-        field_u64(&master, "stats", "sync_partial_ok") == 1
-    });
-    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
     // Writes after the restart replicate, the first one with its SELECT.
-    more_writes(&master, 2);
-    assert_same_data(&master, &replica);
-    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
+    assert_partial_resync(&master, &replica, 2);
     assert_eq!(
         field(&replica, "replication", "master_replid"),
         field(&master, "replication", "master_replid")
@@ -126,12 +132,7 @@ fn a_lagging_replica_continues_from_the_restored_backlog_after_sigterm() {
         master.log()
     );
     let replica = Server::start_in(replica.into_dir(), &["--replicaof", "127.0.0.1", &port]);
-    wait_for("the replica to resync", Duration::from_secs(30), || {
-        field_u64(&master, "stats", "sync_partial_ok") == 1
-    });
-    more_writes(&master, 2);
-    assert_same_data(&master, &replica);
-    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
+    assert_partial_resync(&master, &replica, 2);
 }
 
 #[test]
@@ -246,14 +247,7 @@ fn a_real_redis_replica_continues_after_the_ringkv_master_restarts() {
         "{}",
         master.log()
     );
-    wait_for(
-        "the redis replica to resync",
-        Duration::from_secs(30),
-        || field_u64(&master, "stats", "sync_partial_ok") == 1,
-    );
-    more_writes(&master, 1);
-    assert_same_data(&master, &replica);
-    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
+    assert_partial_resync(&master, &replica, 1);
     assert_eq!(
         field(&replica, "replication", "master_replid"),
         field(&master, "replication", "master_replid")
@@ -323,12 +317,7 @@ fn a_save_in_a_pipeline_counts_the_writes_before_it_in_its_offset() {
         "{}",
         master.log()
     );
-    wait_for("the replica to resync", Duration::from_secs(30), || {
-        field_u64(&master, "stats", "sync_partial_ok") == 1
-    });
-    more_writes(&master, 1);
-    assert_same_data(&master, &replica);
-    assert_eq!(field_u64(&master, "stats", "sync_full"), 0);
+    assert_partial_resync(&master, &replica, 1);
 }
 
 #[test]
