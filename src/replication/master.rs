@@ -224,6 +224,32 @@ impl Replica {
         !self.sync_stream || self.has_snapshot
     }
 
+    /// Called when the whole snapshot was sent. A client that wanted only the snapshot
+    /// (`snapshot-only`, `rdb-only`) is done: this logs it and returns true, and the
+    /// connection is to close. A `snapshot-only` one is marked delivered, so its stream
+    /// connection counts for min-replicas from the next recount on. False for a replica that
+    /// goes on to the stream.
+    pub fn wanted_only_the_snapshot(&mut self) -> bool {
+        if self.snapshot_only {
+            log!(
+                Notice,
+                "Snapshot sent to replica {}, which takes the stream through its other connection",
+                self.name()
+            );
+            self.snapshot_delivered = true;
+            return true;
+        }
+        if self.rdb_only {
+            log!(
+                Notice,
+                "RDB transfer completed, rdb only replica ({}) should be disconnected asap",
+                self.name()
+            );
+            return true;
+        }
+        false
+    }
+
     /// Whether this replica needs the snapshot a child with `no_compress` makes.
     fn shares_snapshot(&self, no_compress: bool) -> bool {
         self.no_compress == no_compress
@@ -787,24 +813,10 @@ pub fn snapshot_sent(store: &mut Store, client_id: u64, max_lag_secs: u64) -> Op
     let now = unix_time_ms() / 1000;
     let replication = &mut store.replication;
     let replica = replication.master_side.find_mut(client_id)?;
-    if replica.snapshot_only {
-        log!(
-            Notice,
-            "Snapshot sent to replica {}, which takes the stream through its other connection",
-            replica.name()
-        );
-        replica.snapshot_delivered = true;
+    if replica.wanted_only_the_snapshot() {
         replication
             .master_side
             .refresh_good_replicas(max_lag_secs, now);
-        return None;
-    }
-    if replica.rdb_only {
-        log!(
-            Notice,
-            "RDB transfer completed, rdb only replica ({}) should be disconnected asap",
-            replica.name()
-        );
         return None;
     }
     let start = replica.stream_start;

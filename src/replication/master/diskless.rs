@@ -349,22 +349,7 @@ pub enum Drained {
 
 /// Online after a complete transfer; the stream waits for the first ACK unless it came.
 fn put_online(replica: &mut Replica, backlog: Option<&Backlog>, now_secs: u64) -> Drained {
-    if replica.snapshot_only {
-        log!(
-            Notice,
-            "Snapshot sent to replica {}, which takes the stream through its other connection",
-            replica.name()
-        );
-        // Its stream connection counts for min-replicas from the next recount on.
-        replica.snapshot_delivered = true;
-        return Drained::Close;
-    }
-    if replica.rdb_only {
-        log!(
-            Notice,
-            "RDB transfer completed, rdb only replica ({}) should be disconnected asap",
-            replica.name()
-        );
+    if replica.wanted_only_the_snapshot() {
         return Drained::Close;
     }
     log!(
