@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{ringkv_binary, run_program, Server};
+use support::{query, ringkv_binary, run_program, Server};
 
 #[test]
 fn debians_redis_conf_starts_ringkv_with_warnings_for_ignored_directives() {
@@ -101,21 +101,13 @@ fn thp_enabled(server: &Server) -> String {
 fn disable_thp_turns_transparent_huge_pages_off_for_the_process() {
     let default = Server::start(&[]);
     let mut con = default.client();
-    let value: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("disable-thp")
-        .query(&mut con)
-        .unwrap();
+    let value: Vec<String> = query(&mut con, &["CONFIG", "GET", "disable-thp"]);
     assert_eq!(value, ["disable-thp", "no"]);
     assert_eq!(thp_enabled(&default), "1");
 
     let disabled = Server::start(&["--disable-thp", "yes"]);
     let mut con = disabled.client();
-    let value: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("disable-thp")
-        .query(&mut con)
-        .unwrap();
+    let value: Vec<String> = query(&mut con, &["CONFIG", "GET", "disable-thp"]);
     assert_eq!(value, ["disable-thp", "yes"]);
     assert_eq!(thp_enabled(&disabled), "0");
     // Set at start only, as in Redis.

@@ -130,6 +130,16 @@ fn role(server: &Server) -> String {
     redis::from_redis_value(&reply[0]).unwrap()
 }
 
+/// Writes the shared workload to `master`, waits until both replicas acknowledged it, and
+/// returns the data's digest.
+fn fill_and_replicate(master: &Server) -> String {
+    workload::apply(master, &workload::commands());
+    let mut con = master.client();
+    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
+    assert_eq!(acked, 2);
+    workload::digest(master)
+}
+
 fn logs(servers: &[&Server]) -> String {
     servers
         .iter()
@@ -144,11 +154,7 @@ fn sentinel_fails_over_a_ringkv_master_and_the_old_master_rejoins_as_a_replica()
     let follow = ["--replicaof", "127.0.0.1", master_port.as_str()];
     let replicas = [ringkv_with_config(&follow), ringkv_with_config(&follow)];
 
-    workload::apply(&master, &workload::commands());
-    let mut con = master.client();
-    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
-    assert_eq!(acked, 2);
-    let digest_before = workload::digest(&master);
+    let digest_before = fill_and_replicate(&master);
 
     let sentinels = start_sentinels(master.port, "");
     for sentinel in &sentinels {
@@ -263,11 +269,7 @@ fn sentinel_failover_command_hands_a_ringkv_master_over_to_a_redis_replica() {
     never.extend_from_slice(&["--replica-priority", "0"]);
     let ringkv_replica = ringkv_with_config(&never);
 
-    workload::apply(&master, &workload::commands());
-    let mut con = master.client();
-    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
-    assert_eq!(acked, 2);
-    let digest_before = workload::digest(&master);
+    let digest_before = fill_and_replicate(&master);
 
     let sentinels = start_sentinels(master.port, "");
 
@@ -321,11 +323,7 @@ fn sentinel_with_auth_pass_fails_over_password_protected_servers() {
         ringkv_with_config(&follow).authenticated(PASSWORD),
         redis_with_config(&follow).authenticated(PASSWORD),
     ];
-    workload::apply(&master, &workload::commands());
-    let mut con = master.client();
-    let acked: i64 = query(&mut con, &["WAIT", "2", "10000"]);
-    assert_eq!(acked, 2);
-    let digest_before = workload::digest(&master);
+    let digest_before = fill_and_replicate(&master);
 
     let auth_pass = format!("sentinel auth-pass {MASTER_NAME} {PASSWORD}\n");
     let sentinels = start_sentinels(master.port, &auth_pass);
