@@ -966,43 +966,34 @@ pub fn cron(shared: &Shared, store: &mut Store, now_ms: u64) {
     let backlog_first = store.replication.backlog.as_ref().map(|b| b.first_offset());
     let master_offset = store.replication.master_repl_offset;
     for replica in &mut side.replicas {
-        // Online after a diskless transfer but not streaming yet (no cursor on its core):
-        // its backlog stretch is checked here, like a replica still syncing.
-        let awaiting_ack = diskless::awaits_stream(replica);
-        let kill = match replica.state {
-            ReplicaState::Online => {
-                let silent = now.saturating_sub(replica.ack_time);
-                let timed_out = !replica.pre_psync && silent > timeout;
-                if timed_out {
-                    log!(
-                        Warning,
-                        "Disconnecting timedout replica (streaming sync): {}",
-                        replica.name()
-                    );
-                }
-                timed_out
-                    || (awaiting_ack
-                        && backlog_owed_too_much(
-                            shared,
-                            replica,
-                            backlog_first,
-                            master_offset,
-                            &config,
-                            now_ms,
-                        ))
-            }
-            // A snapshot-only connection is owed no stream: nothing waits in the backlog for it.
-            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk if replica.rdb_only => false,
-            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => backlog_owed_too_much(
-                shared,
-                replica,
-                backlog_first,
-                master_offset,
-                &config,
-                now_ms,
-            ),
+        let timed_out = replica.state == ReplicaState::Online
+            && !replica.pre_psync
+            && now.saturating_sub(replica.ack_time) > timeout;
+        if timed_out {
+            log!(
+                Warning,
+                "Disconnecting timedout replica (streaming sync): {}",
+                replica.name()
+            );
+        }
+        // Whose stretch of the backlog is held to the output limits here: a replica still
+        // syncing, and one online after a diskless transfer but not streaming yet (no cursor
+        // on its core). A snapshot-only connection is owed no stream.
+        let owes_stream = match replica.state {
+            ReplicaState::Online => diskless::awaits_stream(replica),
+            ReplicaState::WaitBgsaveEnd | ReplicaState::SendBulk => !replica.rdb_only,
             ReplicaState::WaitBgsaveStart => false,
         };
+        let kill = timed_out
+            || (owes_stream
+                && backlog_owed_too_much(
+                    shared,
+                    replica,
+                    backlog_first,
+                    master_offset,
+                    &config,
+                    now_ms,
+                ));
         if kill {
             shared.cores[replica.core].send(CoreMessage::Kill { conn: replica.conn });
         }
